@@ -1,0 +1,143 @@
+"""Fine-tuning loop: learning, frozen parameters, resume after a kill, determinism, outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from memloc.models.blocks import block_access
+from memloc.models.random import build_random_classifier
+from memloc.tokens import TokenSet
+from memloc.training.batching import train_batches
+from memloc.training.finetune import trainable_parameters
+from memloc.training.loop import Settings, fit
+from memloc.training.metrics import macro_f1
+
+VOCAB = 200
+CPU = torch.device("cpu")
+
+
+def toy_tokenset(n=96, seed=0, n_classes=2) -> TokenSet:
+    """Sequences whose label is the class of their second token: learnable by a tiny model."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, n_classes, size=n)
+    ids = []
+    for y in labels:
+        length = int(rng.integers(4, 12))
+        seq = rng.integers(10, VOCAB, size=length)
+        seq[0] = 1
+        seq[1] = 2 + int(y)
+        ids.append(seq.astype(np.int64))
+    return TokenSet(np.arange(n), ids, None, labels.astype(np.int64), pad_token_id=0)
+
+
+def tiny_model(model_type="bert", seed=0):
+    return build_random_classifier(model_type, num_layers=2, hidden_size=32, num_heads=2, vocab_size=VOCAB, seed=seed)
+
+
+SETTINGS = Settings(epochs=6, learning_rate=3e-3, batch_size=8, eval_batch_size=32, warmup_ratio=0.1)
+
+
+def state(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_loss_falls_and_train_f1_rises():
+    data = toy_tokenset()
+    torch.manual_seed(0)
+    model = tiny_model()
+    res = fit(model, trainable_parameters(model, "noisy", True), data, SETTINGS, seed=1, device=CPU, n_classes=2)
+    train = res.trace[res.trace.split == "train"].sort_values("epoch")
+    assert train["loss"].iloc[-1] < train["loss"].iloc[0] * 0.7
+    assert train["macro_f1"].iloc[-1] > 0.9
+    assert res.trace["memorised_epoch"].sum() == 1
+
+
+@pytest.mark.parametrize("variant", ["noisy", "frozen"])
+def test_frozen_parameters_unchanged_bit_for_bit(variant):
+    data = toy_tokenset()
+    model = tiny_model("gpt2")
+    before = state(model)
+    fit(model, trainable_parameters(model, variant, True), data, Settings(epochs=1, batch_size=8), 1, CPU, 2)
+    access = block_access(model)
+    names = {id(p): n for n, p in model.named_parameters()}
+    emb = {names[id(p)] for p in access.embedding_parameters()}
+    blocks = {names[id(p)] for i in range(1, access.num_layers + 1) for p in access.block_parameters(i)}
+    head = {names[id(p)] for p in access.head_parameters()}
+    after = model.state_dict()
+    for n in emb:
+        assert torch.equal(before[n], after[n]), f"embedding parameter {n} changed"
+    if variant == "frozen":
+        for n in blocks:
+            assert torch.equal(before[n], after[n]), f"block parameter {n} changed in the frozen variant"
+    else:
+        assert any(not torch.equal(before[n], after[n]) for n in blocks)
+    assert any(not torch.equal(before[n], after[n]) for n in head)
+
+
+class Killed(RuntimeError):
+    pass
+
+
+def test_resume_after_kill_equals_uninterrupted(tmp_path):
+    data = toy_tokenset()
+    settings = Settings(epochs=4, learning_rate=3e-3, batch_size=8)
+
+    def run(work_dir=None, kill_at=None):
+        torch.manual_seed(5)
+        model = tiny_model(seed=3)
+
+        def batches(seed, epoch):
+            if kill_at is not None and epoch == kill_at:
+                raise Killed
+            return train_batches(data.lengths, settings.batch_size, seed, epoch, True)
+
+        res = fit(model, trainable_parameters(model, "noisy", True), data, settings, 7, CPU, 2,
+                  work_dir=work_dir, batch_fn=batches)
+        return model, res
+
+    ref_model, ref = run()
+    work = tmp_path / "work"
+    with pytest.raises(Killed):
+        run(work, kill_at=3)
+    assert (work / "state.pt").exists()
+    model, res = run(work)
+    for k, v in ref_model.state_dict().items():
+        assert torch.equal(v, model.state_dict()[k]), k
+    cols = ["epoch", "split", "loss", "accuracy", "macro_f1"]
+    pd.testing.assert_frame_equal(ref.trace[cols], res.trace[cols])
+
+
+def test_same_seed_same_weights_different_seed_differs():
+    data = toy_tokenset()
+
+    def run(seed):
+        torch.manual_seed(0)
+        model = tiny_model()
+        fit(model, trainable_parameters(model, "noisy", True), data, Settings(epochs=1, batch_size=8), seed, CPU, 2)
+        return state(model)
+
+    a, b, c = run(1), run(1), run(2)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_length_buckets_cover_every_example_once_per_epoch():
+    lengths = np.random.default_rng(0).integers(3, 60, size=203)
+    for bucket in (True, False):
+        batches = train_batches(lengths, 16, seed=1, epoch=2, bucket=bucket)
+        flat = np.concatenate(batches)
+        assert sorted(flat.tolist()) == list(range(203))
+    bucketed = train_batches(lengths, 16, 1, 2, True)
+    plain = train_batches(lengths, 16, 1, 2, False)
+    pad = lambda bs: sum(lengths[b].max() * len(b) - lengths[b].sum() for b in bs)
+    assert pad(bucketed) < pad(plain) / 2
+
+
+def test_macro_f1_hand_computed():
+    y = np.array([0, 0, 1, 1, 2])
+    p = np.array([0, 1, 1, 1, 0])
+    # class 0: tp1 fp1 fn1 -> 0.5; class 1: tp2 fp1 fn0 -> 0.8; class 2: tp0 fn1 -> 0
+    assert macro_f1(y, p) == pytest.approx((0.5 + 0.8 + 0.0) / 3)

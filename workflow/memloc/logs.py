@@ -1,0 +1,26 @@
+"""Route memloc's logging to a rule's log file (and stderr) with timestamps."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+
+
+def setup(log_path: str | None = None, level: int = logging.INFO) -> logging.Logger:
+    """Configure the ``memloc`` logger once per job; warnings are captured into the same log."""
+    root = logging.getLogger("memloc")
+    root.setLevel(level)
+    root.handlers.clear()
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        handlers.append(logging.FileHandler(log_path, mode="w"))
+    for h in handlers:
+        h.setFormatter(fmt)
+        root.addHandler(h)
+    logging.captureWarnings(True)
+    warn_logger = logging.getLogger("py.warnings")
+    warn_logger.handlers = list(handlers)
+    warnings.filterwarnings("default")
+    return root

@@ -1,0 +1,1 @@
+"""Model plumbing: random tiny classifiers and family-aware access to transformer blocks."""

@@ -1,0 +1,462 @@
+"""Family-aware access to the transformer blocks of a Hugging Face sequence classifier.
+
+This is the only module in memloc that knows model families. Everything else talks to a
+:class:`BlockAccess`: the ordered blocks 1..L, the embedding modules and the head (every other
+parameter: BERT's pooler and classifier, a decoder's final norm and score layer).
+
+Running "from block ``start``" re-uses the classification model's own forward, so attention
+masks, rotary position embeddings, the final norm, pooling and the head stay Hugging Face's:
+the block list is temporarily replaced by its tail and a forward pre-hook on the first block
+of the tail swaps the embedding output for a cached hidden state.
+
+Adding a family: add one :class:`FamilySpec` to :data:`FAMILIES` (dotted paths, relative to
+the ``AutoModelForSequenceClassification`` model, of the block ``nn.ModuleList`` and of the
+modules holding the input embeddings; whether it is a decoder) and, for tests, a builder in
+``memloc/models/random.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from memloc.errors import ModelError
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """Where a family keeps its parts, as dotted attribute paths from the classifier.
+
+    A path ending in ``?`` is optional: absent or ``None`` modules are skipped (e.g. OPT's
+    ``project_in`` exists only when ``word_embed_proj_dim != hidden_size``).
+    """
+
+    blocks: str
+    embeddings: tuple[str, ...]
+    is_decoder: bool
+
+
+_LLAMA_LIKE = FamilySpec("model.layers", ("model.embed_tokens",), True)
+
+FAMILIES: dict[str, FamilySpec] = {
+    # Encoders: pooled at the first token.
+    "bert": FamilySpec("bert.encoder.layer", ("bert.embeddings",), False),
+    "roberta": FamilySpec("roberta.encoder.layer", ("roberta.embeddings",), False),
+    "xlm-roberta": FamilySpec("roberta.encoder.layer", ("roberta.embeddings",), False),
+    "electra": FamilySpec(
+        "electra.encoder.layer", ("electra.embeddings", "electra.embeddings_project?"), False
+    ),
+    # MPNet's relative-position bias table lives on the encoder and is shared by all blocks;
+    # it is position information, so it belongs with the (frozen) embeddings.
+    "mpnet": FamilySpec(
+        "mpnet.encoder.layer",
+        ("mpnet.embeddings", "mpnet.encoder.relative_attention_bias"),
+        False,
+    ),
+    "distilbert": FamilySpec("distilbert.transformer.layer", ("distilbert.embeddings",), False),
+    # Decoders: pooled at the last non-pad token.
+    "gpt2": FamilySpec("transformer.h", ("transformer.wte", "transformer.wpe"), True),
+    "gpt_neo": FamilySpec("transformer.h", ("transformer.wte", "transformer.wpe"), True),
+    "gpt_neox": FamilySpec("gpt_neox.layers", ("gpt_neox.embed_in",), True),
+    "opt": FamilySpec(
+        "model.decoder.layers",
+        (
+            "model.decoder.embed_tokens",
+            "model.decoder.embed_positions",
+            "model.decoder.project_in?",
+        ),
+        True,
+    ),
+    "llama": _LLAMA_LIKE,
+    "qwen2": _LLAMA_LIKE,
+    "mistral": _LLAMA_LIKE,
+}
+
+SUPPORTED_FAMILIES: tuple[str, ...] = tuple(FAMILIES)
+
+
+def _unique(params: Iterable[nn.Parameter]) -> list[nn.Parameter]:
+    seen: set[int] = set()
+    out = []
+    for p in params:
+        if id(p) not in seen:
+            seen.add(id(p))
+            out.append(p)
+    return out
+
+
+@dataclass
+class BlockAccess:
+    """A classifier taken apart into embeddings, blocks 1..L and head.
+
+    ``blocks_parent`` / ``blocks_attr`` locate the block list (``getattr(blocks_parent,
+    blocks_attr) is blocks`` outside :func:`replaced_blocks`).
+    """
+
+    model: nn.Module
+    family: str
+    is_decoder: bool
+    embeddings: list[nn.Module]
+    blocks: nn.ModuleList
+    blocks_parent: nn.Module
+    blocks_attr: str
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.blocks)
+
+    def block(self, i: int) -> nn.Module:
+        """Block ``i`` (1-based)."""
+        self._check_index(i)
+        return self.blocks[i - 1]
+
+    def embedding_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the input embeddings (word/position/type embeddings, their norm)."""
+        return _unique(p for m in self.embeddings for p in m.parameters())
+
+    def block_parameters(self, i: int) -> list[nn.Parameter]:
+        """Parameters of block ``i`` (1-based)."""
+        return _unique(self.block(i).parameters())
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """Every parameter that is neither embedding nor block: the head (always trained)."""
+        taken = {id(p) for p in self.embedding_parameters()}
+        taken.update(id(p) for p in self.blocks.parameters())
+        return _unique(p for p in self.model.parameters() if id(p) not in taken)
+
+    def _check_index(self, i: int) -> None:
+        if not 1 <= i <= self.num_layers:
+            raise ValueError(f"block index {i} outside 1..{self.num_layers}")
+
+
+def _resolve(model: nn.Module, path: str) -> nn.Module | None:
+    obj: Any = model
+    for name in path.split("."):
+        obj = getattr(obj, name, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def _unsupported(model_type: str) -> ModelError:
+    return ModelError(
+        f"model_type {model_type!r} is not supported for block localisation; supported "
+        f"families: {', '.join(SUPPORTED_FAMILIES)}. To add one, add an entry to FAMILIES in "
+        "workflow/memloc/models/blocks.py giving the dotted path (from the "
+        "AutoModelForSequenceClassification model) of its block nn.ModuleList, the paths of "
+        "its input-embedding modules, and whether it is a decoder."
+    )
+
+
+def block_access(model: nn.Module) -> BlockAccess:
+    """Take an ``AutoModelForSequenceClassification`` model apart (dispatch on model_type)."""
+    config = getattr(model, "config", None)
+    model_type = getattr(config, "model_type", None)
+    if model_type not in FAMILIES:
+        raise _unsupported(str(model_type))
+    spec = FAMILIES[model_type]
+    kind = type(model).__name__
+    blocks = _resolve(model, spec.blocks)
+    if not isinstance(blocks, nn.ModuleList) or len(blocks) == 0:
+        raise ModelError(
+            f"{kind} (model_type {model_type!r}) has no non-empty block list at "
+            f"'{spec.blocks}'; expected an AutoModelForSequenceClassification model. If the "
+            "transformers layout changed, update FAMILIES in workflow/memloc/models/blocks.py."
+        )
+    parent_path, _, attr = spec.blocks.rpartition(".")
+    parent = _resolve(model, parent_path) if parent_path else model
+    embeddings: list[nn.Module] = []
+    for path in spec.embeddings:
+        optional = path.endswith("?")
+        path = path.rstrip("?")
+        module = _resolve(model, path)
+        if module is None:
+            if optional:
+                continue
+            raise ModelError(
+                f"{kind} (model_type {model_type!r}) has no embedding module at '{path}'. If "
+                "the transformers layout changed, update FAMILIES in "
+                "workflow/memloc/models/blocks.py."
+            )
+        embeddings.append(module)
+    return BlockAccess(
+        model=model,
+        family=model_type,
+        is_decoder=spec.is_decoder,
+        embeddings=embeddings,
+        blocks=blocks,
+        blocks_parent=parent,
+        blocks_attr=attr,
+    )
+
+
+def pooling(access: BlockAccess) -> str:
+    """``"first"`` (first token) for encoders, ``"last"`` (last non-pad token) for decoders."""
+    return "last" if access.is_decoder else "first"
+
+
+# --------------------------------------------------------------------------- block lists
+
+
+@contextmanager
+def replaced_blocks(access: BlockAccess, modules: Sequence[nn.Module]) -> Iterator[nn.ModuleList]:
+    """Temporarily make ``modules`` the model's block list; the original is always restored.
+
+    ``modules`` may be shorter than L and may mix blocks of several models of the same
+    architecture (the modules are referenced, not copied or re-parented).
+    """
+    original = getattr(access.blocks_parent, access.blocks_attr)
+    replacement = nn.ModuleList(list(modules))
+    setattr(access.blocks_parent, access.blocks_attr, replacement)
+    try:
+        yield replacement
+    finally:
+        setattr(access.blocks_parent, access.blocks_attr, original)
+
+
+@contextmanager
+def _layer_types_from(access: BlockAccess, start: int) -> Iterator[None]:
+    """Shift per-layer config lists that the forward indexes by position in the block list.
+
+    Qwen2 (and any family with ``config.layer_types``) picks each block's attention mask as
+    ``layer_types[i]`` with ``i`` the position in the (replaced) list; with the tail starting at
+    block ``start`` position 0 must read ``layer_types[start - 1]``.
+    """
+    config = access.model.config
+    types = getattr(config, "layer_types", None)
+    if start == 1 or not isinstance(types, (list, tuple)) or len(types) != access.num_layers:
+        yield
+        return
+    original = types
+    config.layer_types = list(types[start - 1 :])
+    try:
+        yield
+    finally:
+        config.layer_types = original
+
+
+def _hidden_from_call(args: tuple, kwargs: dict) -> torch.Tensor:
+    if args:
+        return args[0]
+    if "hidden_states" in kwargs:
+        return kwargs["hidden_states"]
+    raise ModelError(
+        "a transformer block was called without hidden_states (neither positional nor keyword); "
+        "the transformers layout changed: update workflow/memloc/models/blocks.py."
+    )
+
+
+def _hidden_from_output(output: Any) -> torch.Tensor:
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    hidden = getattr(output, "hidden_states", None)
+    if isinstance(hidden, torch.Tensor):
+        return hidden
+    raise ModelError(
+        f"cannot read the hidden state from a block output of type {type(output).__name__}; "
+        "update workflow/memloc/models/blocks.py."
+    )
+
+
+def _forward_kwargs(access: BlockAccess, extra: dict) -> dict:
+    kwargs = dict(extra)
+    if access.is_decoder:
+        # Caches index layers by layer_idx / num_hidden_layers; never build one.
+        kwargs.setdefault("use_cache", False)
+    return kwargs
+
+
+def _logits(output: Any) -> torch.Tensor:
+    return output.logits if hasattr(output, "logits") else output[0]
+
+
+# --------------------------------------------------------------------------- capture / replay
+
+
+def capture_block_inputs(
+    access: BlockAccess,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    **extra: Any,
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """One forward (no grad): the hidden-state input to every block 1..L, and the logits.
+
+    Returns ``(inputs, logits)``; ``inputs[l - 1]`` is the input to block ``l`` ([B, T, d]),
+    to be passed as ``hidden`` to :func:`forward_from_block` with the same batch.
+    """
+    captured: list[torch.Tensor | None] = [None] * access.num_layers
+
+    def make_hook(index: int):
+        def hook(module, args, kwargs):
+            captured[index] = _hidden_from_call(args, kwargs).detach().clone()
+
+        return hook
+
+    handles = [
+        block.register_forward_pre_hook(make_hook(i), with_kwargs=True)
+        for i, block in enumerate(access.blocks)
+    ]
+    try:
+        with torch.no_grad():
+            output = access.model(
+                input_ids=input_ids, attention_mask=attention_mask, **_forward_kwargs(access, extra)
+            )
+    finally:
+        for handle in handles:
+            handle.remove()
+    missing = [i + 1 for i, h in enumerate(captured) if h is None]
+    if missing:
+        raise ModelError(f"blocks {missing} of {access.family} were not called in the forward pass")
+    return captured, _logits(output)  # type: ignore[return-value]
+
+
+def forward_from_block(
+    access: BlockAccess,
+    start: int,
+    hidden: torch.Tensor,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    blocks: Sequence[nn.Module] | None = None,
+    **extra: Any,
+) -> torch.Tensor:
+    """Logits of the model run from block ``start`` on, with ``hidden`` as that block's input.
+
+    ``blocks`` (length L, default the model's own) may mix blocks of models of the same
+    architecture; ``blocks[start - 1:]`` run in place of the model's list. Masks, position
+    embeddings, final norm, pooling and head are the model's own forward. Grad mode and
+    train/eval mode are the caller's.
+    """
+    L = access.num_layers
+    if not 1 <= start <= L:
+        raise ValueError(f"start={start} outside 1..{L}")
+    chain = list(access.blocks) if blocks is None else list(blocks)
+    if len(chain) != L:
+        raise ModelError(f"forward_from_block: got {len(chain)} blocks, the model has {L}")
+    tail = chain[start - 1 :]
+    fired = False
+
+    def inject(module, args, kwargs):
+        nonlocal fired
+        if fired:  # the same module may occur again further down the list
+            return None
+        fired = True
+        current = _hidden_from_call(args, kwargs)
+        if current.shape != hidden.shape:
+            raise ModelError(
+                f"forward_from_block: hidden has shape {tuple(hidden.shape)} but block {start} "
+                f"receives {tuple(current.shape)}; pass the same batch that was captured."
+            )
+        value = hidden.to(dtype=current.dtype, device=current.device)
+        if args:
+            return (value, *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": value}
+
+    handle = tail[0].register_forward_pre_hook(inject, with_kwargs=True, prepend=True)
+    try:
+        with replaced_blocks(access, tail), _layer_types_from(access, start):
+            output = access.model(
+                input_ids=input_ids, attention_mask=attention_mask, **_forward_kwargs(access, extra)
+            )
+    finally:
+        handle.remove()
+    if not fired:
+        raise ModelError(f"forward_from_block: block {start} of {access.family} was never called")
+    return _logits(output)
+
+
+def pooled_hidden_states(
+    access: BlockAccess,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    **extra: Any,
+) -> torch.Tensor:
+    """Pooled hidden states [B, L+1, d] from one batched forward (no grad).
+
+    Layer 0 is the input to block 1 (embedding output), layer l the output of block l (before
+    any final norm). Encoders pool the first token; decoders the last non-pad token, assuming
+    right padding (index ``attention_mask.sum(1) - 1``).
+    """
+    batch, length = input_ids.shape[:2]
+    if access.is_decoder:
+        if attention_mask is None:
+            index = torch.full((batch,), length - 1, dtype=torch.long)
+        else:
+            index = attention_mask.long().sum(1) - 1
+            if (index < 0).any():
+                raise ModelError("pooled_hidden_states: an example has an all-zero attention mask")
+    else:
+        index = torch.zeros(batch, dtype=torch.long)
+    rows = torch.arange(batch)
+    layers: list[torch.Tensor | None] = [None] * (access.num_layers + 1)
+
+    def pool(h: torch.Tensor) -> torch.Tensor:
+        return h[rows.to(h.device), index.to(h.device)].detach()
+
+    def input_hook(module, args, kwargs):
+        layers[0] = pool(_hidden_from_call(args, kwargs))
+
+    def make_output_hook(layer: int):
+        def hook(module, args, kwargs, output):
+            layers[layer] = pool(_hidden_from_output(output))
+
+        return hook
+
+    handles = [access.blocks[0].register_forward_pre_hook(input_hook, with_kwargs=True)]
+    handles += [
+        block.register_forward_hook(make_output_hook(i + 1), with_kwargs=True)
+        for i, block in enumerate(access.blocks)
+    ]
+    try:
+        with torch.no_grad():
+            access.model(
+                input_ids=input_ids, attention_mask=attention_mask, **_forward_kwargs(access, extra)
+            )
+    finally:
+        for handle in handles:
+            handle.remove()
+    missing = [i for i, h in enumerate(layers) if h is None]
+    if missing:
+        raise ModelError(f"pooled_hidden_states: layers {missing} of {access.family} not reached")
+    return torch.stack(layers, dim=1)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- weights
+
+
+def copy_blocks(dst: BlockAccess, src: BlockAccess, indices: Iterable[int]) -> None:
+    """Copy the weights of blocks ``indices`` (1-based) from ``src`` into ``dst`` in place.
+
+    Both models must share family and block structure (e.g. pretrained -> fine-tuned, clean
+    twin -> noisy model). Parameter objects of ``dst`` are kept, so optimisers stay valid.
+    """
+    if dst.family != src.family or dst.num_layers != src.num_layers:
+        raise ModelError(
+            f"copy_blocks: source ({src.family}, {src.num_layers} blocks) and destination "
+            f"({dst.family}, {dst.num_layers} blocks) differ in architecture"
+        )
+    with torch.no_grad():
+        for i in indices:
+            target, source = dst.block(i), src.block(i)
+            try:
+                target.load_state_dict(source.state_dict(), strict=True)
+            except RuntimeError as exc:
+                raise ModelError(f"copy_blocks: block {i} differs in shape: {exc}") from exc
+
+
+def freeze(params: Iterable[nn.Parameter]) -> None:
+    """Stop gradients for ``params``."""
+    for p in params:
+        p.requires_grad_(False)
+
+
+def unfreeze(params: Iterable[nn.Parameter]) -> None:
+    """Let gradients flow into ``params``."""
+    for p in params:
+        p.requires_grad_(True)

@@ -1,0 +1,1 @@
+"""Fine-tuning: batching, metrics, the training loop, checkpoints and resume."""

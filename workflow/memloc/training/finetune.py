@@ -1,0 +1,144 @@
+"""One fine-tuning job: a (dataset, model, variant, seed) model with its trace and predictions.
+
+Variants (DESIGN §4): ``noisy`` trains on the perturbed labels; ``clean`` on the original labels
+with the same seed (the donor for layer swapping); ``frozen`` trains only the head on the
+perturbed labels (the baseline for forgetting gradients and probing).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from memloc import __version__
+from memloc.device import select_device, set_determinism
+from memloc.io import atomic_dir, write_parquet
+from memloc.models.blocks import block_access
+from memloc.models.loading import load_classifier
+from memloc.tokens import TokenSet, load_tokenset
+from memloc.training.loop import FitResult, Settings, fit, predict_logits, softmax
+
+log = logging.getLogger("memloc.train")
+
+MAIN_VARIANTS = ("noisy", "clean", "frozen")
+
+
+def training_labels(variant: str) -> str:
+    """The examples-table column a variant trains on."""
+    return "label_orig" if variant == "clean" else "label"
+
+
+def trainable_parameters(model, variant: str, freeze_embeddings: bool) -> list[torch.nn.Parameter]:
+    """Blocks and head (embeddings frozen by default); the frozen variant trains only the head."""
+    access = block_access(model)
+    head = list(access.head_parameters())
+    if variant == "frozen":
+        return head
+    params = [p for i in range(1, access.num_layers + 1) for p in access.block_parameters(i)] + head
+    if not freeze_embeddings:
+        params = list(access.embedding_parameters()) + params
+    return params
+
+
+def predictions_table(
+    model, sets: dict[str, TokenSet], settings: Settings, device: torch.device, checkpoint: str, is_noisy: dict[str, np.ndarray]
+) -> pd.DataFrame:
+    """Per-example predictions with the probability of the training label (DESIGN §3)."""
+    frames = []
+    for split, data in sets.items():
+        logits = predict_logits(model, data, settings.eval_batch_size, device, settings.precision)
+        probs = softmax(logits.astype(np.float64))
+        pred = logits.argmax(axis=1)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "example_id": data.example_ids,
+                    "split": split,
+                    "checkpoint": checkpoint,
+                    "label": data.labels,
+                    "pred": pred,
+                    "p_label": probs[np.arange(len(data)), data.labels],
+                    "correct": pred == data.labels,
+                    "is_noisy": is_noisy[split],
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def save_checkpoint(model, path: Path, info: dict) -> None:
+    with atomic_dir(path) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        (tmp / "memloc.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+
+
+def run_finetune(
+    examples_path: str,
+    tokens_path: str,
+    pretrained_dir: str,
+    variant: str,
+    seed: int,
+    settings: Settings,
+    out_dir: str,
+    work_dir: str,
+    provenance: dict | None = None,
+) -> FitResult:
+    """Fine-tune and write ``final/``, ``memorised/``, ``trace.parquet`` and ``predictions.parquet``."""
+    if variant not in MAIN_VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; expected one of {MAIN_VARIANTS}")
+    out_dir, work_dir = Path(out_dir), Path(work_dir)
+    examples = pd.read_parquet(examples_path)
+    n_classes = int(max(examples["label"].max(), examples["label_orig"].max()) + 1)
+    label_col = training_labels(variant)
+    sets = {
+        split: load_tokenset(tokens_path, examples[examples["split"] == split], label_col)
+        for split in ("train", "validation", "test")
+    }
+    is_noisy = {split: examples.loc[examples["split"] == split, "is_noisy"].to_numpy() for split in sets}
+
+    set_determinism(seed, settings.deterministic)
+    device = select_device(settings.device)
+    model = load_classifier(pretrained_dir, num_labels=n_classes, seed=seed)
+    log.info(
+        "fine-tuning %s variant=%s seed=%d on %s: %d train / %d validation examples, %d classes, device %s",
+        pretrained_dir, variant, seed, examples_path, len(sets["train"]), len(sets["validation"]), n_classes, device,
+    )
+    params = trainable_parameters(model, variant, settings.freeze_embeddings)
+    noisy_mask = is_noisy["train"]
+    result = fit(
+        model,
+        params,
+        sets["train"],
+        settings,
+        seed,
+        device,
+        n_classes,
+        eval_sets={"validation": sets["validation"]},
+        train_groups={"train_noisy": noisy_mask, "train_clean": ~noisy_mask},
+        work_dir=work_dir,
+    )
+    info = {
+        "variant": variant,
+        "seed": seed,
+        "memorised_epoch": result.memorised_epoch,
+        "memorised_reached": result.memorised_reached,
+        "epochs": settings.epochs,
+        "memloc_version": __version__,
+        **(provenance or {}),
+    }
+    meta = {**info, "settings": settings.__dict__}
+    preds = [predictions_table(model, sets, settings, device, "final", is_noisy)]
+    save_checkpoint(model, out_dir / "final", {**info, "checkpoint": "final"})
+    model.load_state_dict(result.memorised_state)
+    preds.append(predictions_table(model, sets, settings, device, "memorised", is_noisy))
+    save_checkpoint(model, out_dir / "memorised", {**info, "checkpoint": "memorised"})
+    write_parquet(pd.concat(preds, ignore_index=True), out_dir / "predictions.parquet", metadata=meta)
+    write_parquet(result.trace, out_dir / "trace.parquet", metadata=meta)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    return result
