@@ -9,12 +9,11 @@ import re
 import sys
 from pathlib import Path
 
-# The memloc package lives in workflow/memloc; make it importable here and in script jobs even
-# when it was not pip-installed.
+# The memloc package lives in workflow/memloc. Jobs import the installed package
+# (`pip install -e .`); the Snakefile itself also works from a plain checkout.
 _PKG_ROOT = str(Path(workflow.basedir) / "workflow")
 if _PKG_ROOT not in sys.path:
     sys.path.insert(0, _PKG_ROOT)
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_PKG_ROOT, os.environ.get("PYTHONPATH")) if p)
 
 from memloc import config as mconf
 from memloc.errors import ConfigError

@@ -23,4 +23,17 @@ def setup(log_path: str | None = None, level: int = logging.INFO) -> logging.Log
     warn_logger = logging.getLogger("py.warnings")
     warn_logger.handlers = list(handlers)
     warnings.filterwarnings("default")
+    sys.excepthook = _log_uncaught
     return root
+
+
+def _log_uncaught(exc_type, exc, tb) -> None:
+    """Put a job's fatal error in its log file: user errors as one clear line, bugs with a traceback."""
+    from memloc.errors import MemlocError
+
+    log = logging.getLogger("memloc")
+    if issubclass(exc_type, MemlocError):
+        log.error("%s", exc)
+    else:
+        log.error("unexpected error", exc_info=(exc_type, exc, tb))
+    sys.__excepthook__(exc_type, exc, tb)

