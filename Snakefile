@@ -55,6 +55,7 @@ wildcard_constraints:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/counterfactual.smk"
 
 
 rule all:
@@ -68,4 +69,5 @@ rule all:
             variant=VARIANTS,
             seed=SEEDS,
         ),
+        counterfactual_targets(DATASETS, MODELS),
     default_target: True

@@ -4,7 +4,10 @@ CONDA_ENV = "../../envs/memloc.yaml"
 
 
 def dataset_spec(wildcards):
-    return mconf.dataset_spec(config, wildcards.dataset)
+    """What the prepared data depends on (the reporting-only `family` is left out)."""
+    spec = mconf.dataset_spec(config, wildcards.dataset)
+    spec.pop("family", None)
+    return spec
 
 
 def model_spec(wildcards):

@@ -1,0 +1,269 @@
+"""Layer retraining: cached-prefix forward, what a window's retraining may change, normalisation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import memloc.localise.retraining as retraining
+from memloc.io import read_metadata, write_parquet
+from memloc.localise.retraining import (
+    RAW_COLUMNS,
+    RetrainSettings,
+    compute_prefix_cache,
+    heldout_split,
+    retrain_window,
+    retrain_windows,
+    run_retraining,
+    set_train_modes,
+    window_logits,
+)
+from memloc.models.blocks import block_access, capture_block_inputs
+from memloc.models.random import build_random_classifier
+from memloc.tokens import TokenSet
+
+VOCAB = 60
+ATOL = 1e-5
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny(family="bert", seed=0, layers=3, **overrides):
+    return build_random_classifier(
+        family, num_layers=layers, hidden_size=16, num_heads=2, vocab_size=VOCAB, seed=seed, **overrides
+    )
+
+
+def amplified(model, factor=50.0):
+    with torch.no_grad():
+        for p in block_access(model).head_parameters():
+            if p.ndim >= 2:
+                p.mul_(factor)
+    return model
+
+
+def toy_data(n=40, seed=0) -> TokenSet:
+    """Label = class of the second token (learnable); lengths 3..10 so batches are padded."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, size=n)
+    ids = []
+    for y in labels:
+        seq = rng.integers(10, VOCAB, size=int(rng.integers(3, 11)))
+        seq[0], seq[1] = 1, 2 + int(y)
+        ids.append(seq.astype(np.int64))
+    return TokenSet(np.arange(n, dtype=np.int64), ids, None, labels.astype(np.int64), pad_token_id=0)
+
+
+def snapshot(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+# --------------------------------------------------------------------------- cached prefix
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt2"])
+def test_cached_prefix_forward_equals_naive_forward(family):
+    """Train mode with dropout: the window and above train, the prefix runs in eval mode.
+
+    The naive reference is the plain forward of the whole model with the same modes; logits and
+    the gradients of the window and head agree, for every window start.
+    """
+    model = amplified(tiny(family, seed=1, layers=3))
+    access = block_access(model)
+    data = toy_data(10)
+    idx = np.arange(len(data))
+    batch = data.collate(idx)
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    assert (inputs["attention_mask"] == 0).any()
+    full, _ = capture_block_inputs(access, inputs["input_ids"], inputs["attention_mask"])
+    with torch.no_grad():
+        eval_logits = model(**inputs).logits
+    for start in range(1, access.num_layers + 1):
+        cache = compute_prefix_cache(access, start, data, batch_size=4, device=CPU)
+        for i, n in enumerate(data.lengths):  # the cache holds the eval-mode input to block `start`
+            torch.testing.assert_close(cache.batch([i], CPU)[0], full[start - 1][i, :n], atol=ATOL, rtol=0)
+        results = []
+        for cached in (False, True):
+            model.zero_grad(set_to_none=True)
+            set_train_modes(access, start)
+            torch.manual_seed(123)
+            logits = window_logits(access, start, inputs, cache if cached else None, idx)
+            torch.nn.functional.cross_entropy(logits, batch["labels"]).backward()
+            grads = [p.grad.clone() for p in access.block_parameters(start) + access.head_parameters()]
+            results.append((logits.detach(), grads))
+        (naive, g_naive), (fast, g_fast) = results
+        torch.testing.assert_close(fast, naive, atol=ATOL, rtol=0, msg=f"start={start}")
+        for a, b in zip(g_fast, g_naive):
+            torch.testing.assert_close(a, b, atol=ATOL, rtol=1e-4)
+        assert (naive - eval_logits).abs().max() > 100 * ATOL, "dropout is active in the window"
+    model.eval()
+
+
+def test_train_modes_split_prefix_and_rest():
+    model = tiny("bert", layers=3)
+    access = block_access(model)
+    set_train_modes(access, 2)
+    assert not model.bert.embeddings.training and not model.bert.embeddings.dropout.training
+    assert not access.block(1).training and not access.block(1).output.dropout.training
+    assert access.block(2).training and access.block(3).attention.self.training
+    assert model.bert.pooler.training and model.classifier.training and model.dropout.training
+    gpt = tiny("gpt2", layers=2)
+    set_train_modes(block_access(gpt), 1)
+    assert not gpt.transformer.drop.training  # embedding dropout belongs to the prefix
+    assert gpt.transformer.h[0].training and gpt.transformer.ln_f.training and gpt.score.training
+
+
+# --------------------------------------------------------------------------- one window
+
+
+SHORT = RetrainSettings(epochs=2, learning_rate=1e-3, batch_size=8, warmup_ratio=0.1, eval_batch_size=16, seed=0)
+
+
+@pytest.mark.parametrize("cache_prefix", [True, False])
+def test_retraining_a_window_changes_only_window_and_head(cache_prefix):
+    noisy, pretrained = tiny(seed=1, layers=3), tiny(seed=2, layers=3)
+    access, pre = block_access(noisy), block_access(pretrained)
+    before = {id(p): p.detach().clone() for p in noisy.parameters()}
+    data = toy_data(24)
+    start, end = 2, 2
+    cache = compute_prefix_cache(access, start, data, 8, CPU) if cache_prefix else None
+    loss = retrain_window(access, pre, start, end, data, np.arange(len(data)), SHORT, CPU, cache)
+    assert np.isfinite(loss)
+    window = {id(p) for p in access.block_parameters(2)}
+    head = {id(p) for p in access.head_parameters()}
+    for name, p in noisy.named_parameters():
+        if id(p) in window or id(p) in head:
+            continue
+        assert torch.equal(p, before[id(p)]), f"{name} changed"
+    for p, q in zip(access.block_parameters(2), pre.block_parameters(2)):
+        assert not torch.equal(p, before[id(p)])  # reset ...
+        if p.ndim >= 2:
+            assert not torch.equal(p, q)  # ... and trained
+    assert any(not torch.equal(p, before[id(p)]) for p in access.head_parameters())
+    assert not any(p.requires_grad for p in noisy.parameters()) and not noisy.training
+
+
+def test_cached_training_equals_uncached_training_without_dropout():
+    """With dropout off, training on cached prefix states is the ordinary training."""
+    no_dropout = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    pretrained = tiny(seed=2, layers=3, **no_dropout)
+    data = toy_data(24)
+    trained = []
+    for cache_prefix in (True, False):
+        noisy = tiny(seed=1, layers=3, **no_dropout)
+        access = block_access(noisy)
+        cache = compute_prefix_cache(access, 3, data, 8, CPU) if cache_prefix else None
+        retrain_window(access, block_access(pretrained), 3, 3, data, np.arange(len(data)), SHORT, CPU, cache)
+        trained.append(snapshot(noisy))
+    for k in trained[0]:
+        torch.testing.assert_close(trained[0][k], trained[1][k], atol=ATOL, rtol=1e-4, msg=k)
+
+
+def test_heldout_split_is_seeded_and_disjoint():
+    clean = np.arange(5, 45)
+    train, held = heldout_split(clean, 7, seed=3)
+    assert len(held) == 7 and len(train) == 33
+    assert not set(train) & set(held) and set(train) | set(held) == set(clean)
+    again = heldout_split(clean, 7, seed=3)
+    assert np.array_equal(again[1], held)
+    assert not np.array_equal(heldout_split(clean, 7, seed=4)[1], held)
+    with pytest.raises(ValueError):
+        heldout_split(clean, 40, seed=0)
+
+
+# --------------------------------------------------------------------------- all windows
+
+
+def planted_job(n=40, n_mem=6):
+    """Examples whose memorised labels contradict the learnable rule."""
+    data = toy_data(n, seed=5)
+    memorised = np.zeros(n, dtype=bool)
+    memorised[:n_mem] = True
+    labels = data.labels.copy()
+    labels[memorised] = 1 - labels[memorised]
+    return data.with_labels(labels), memorised
+
+
+def test_retrain_windows_normalises_against_all_blocks_and_is_deterministic(tmp_path, monkeypatch):
+    data, memorised = planted_job()
+    noisy, pretrained = tiny(seed=1, layers=3), tiny(seed=2, layers=3)
+    raw, summary = retrain_windows(noisy, pretrained, data, memorised, SHORT)
+    assert list(raw.columns) == list(RAW_COLUMNS) + ["seconds"]
+    assert list(zip(raw.start, raw.end)) == [(1, 1), (1, 2), (1, 3), (2, 2), (2, 3), (3, 3)]
+    a_all = summary["a_all"]
+    assert 0 <= a_all < 1
+    assert summary["n_memorised"] == 6 and summary["n_heldout_clean"] == 6 and summary["n_train_clean"] == 28
+    everything = raw[(raw.start == 1) & (raw.end == 3)].iloc[0]
+    assert everything["acc_memorised"] == a_all
+    # By construction of the normalisation: a' = 0, so error = 1, for the window of all blocks.
+    assert everything["acc_memorised_norm"] == 0.0 and everything["error"] == 1.0
+    np.testing.assert_allclose(raw["acc_memorised_norm"], (raw["acc_memorised"] - a_all) / (1 - a_all))
+    np.testing.assert_allclose(raw["error"], 1 - raw["acc_memorised_norm"])
+    assert raw["final_train_loss"].notna().all() and raw["acc_heldout_clean"].between(0, 1).all()
+
+    # Same seed, same table (a fresh noisy model: retrain_windows restores it, check that too).
+    again, _ = retrain_windows(noisy, pretrained, data, memorised, SHORT)
+    pd.testing.assert_frame_equal(again.drop(columns="seconds"), raw.drop(columns="seconds"))
+
+    # Killed after three windows, resumed from the progress file: the same table again.
+    progress = tmp_path / "progress.jsonl"
+    real = retraining.retrain_window
+    calls = {"n": 0}
+
+    def dies_after_three(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(retraining, "retrain_window", dies_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        retrain_windows(noisy, pretrained, data, memorised, SHORT, progress_path=progress)
+    assert len(progress.read_text().splitlines()) == 1 + 3
+    monkeypatch.setattr(retraining, "retrain_window", real)
+    resumed, _ = retrain_windows(noisy, pretrained, data, memorised, SHORT, progress_path=progress)
+    pd.testing.assert_frame_equal(resumed.drop(columns="seconds"), raw.drop(columns="seconds"))
+    assert not progress.exists()
+
+
+def test_run_retraining_end_to_end(tmp_path):
+    data, memorised = planted_job()
+    n = len(data)
+    examples = pd.DataFrame(
+        {
+            "example_id": data.example_ids,
+            "split": "train",
+            "text_a": "x",
+            "text_b": None,
+            "label_orig": np.where(memorised, 1 - data.labels, data.labels),
+            "label": data.labels,
+            "is_noisy": memorised,
+        }
+    )
+    write_parquet(examples, tmp_path / "examples.parquet")
+    tokens = pd.DataFrame({"example_id": data.example_ids, "input_ids": data.input_ids, "length": data.lengths})
+    write_parquet(tokens, tmp_path / "tokens.parquet", metadata={"pad_token_id": 0})
+    tiny(seed=1, layers=3).save_pretrained(tmp_path / "noisy")
+    tiny(seed=2, layers=3).save_pretrained(tmp_path / "pretrained")
+    settings = {**SHORT.__dict__, "max_window": 1, "epochs": 1, "cache_prefix": True, "device": "cpu"}
+    raw, weights = run_retraining(
+        tmp_path / "examples.parquet", tmp_path / "tokens.parquet", tmp_path / "noisy", tmp_path / "pretrained",
+        settings, tmp_path / "r.parquet", tmp_path / "r.weights.parquet",
+    )
+    assert list(zip(raw.start, raw.end)) == [(1, 1), (2, 2), (3, 3)]  # the all-blocks window is metadata only
+    assert weights["layer"].tolist() == [1, 2, 3] and (weights["technique"] == "retraining").all()
+    np.testing.assert_allclose(weights["weight"], raw["error"])  # single-block windows: w_l = error
+    meta = read_metadata(tmp_path / "r.parquet")
+    assert meta["technique"] == "retraining" and meta["all_layers"]["end"] == 3
+    assert meta["a_all"] == meta["all_layers"]["acc_memorised"]
+    assert meta["n_memorised"] == n - meta["n_train_clean"] - meta["n_heldout_clean"] == memorised.sum()
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "r.parquet"), raw)

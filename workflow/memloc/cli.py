@@ -1,0 +1,202 @@
+"""The ``memloc`` command: ``memloc summary [RESULTS]`` prints the key numbers of a finished run.
+
+Subcommands register themselves in :data:`COMMANDS` (name -> (help, add_arguments, run)), so a new
+one (e.g. ``check``) is a function pair and one entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+ALL_SEEDS = -1
+
+
+def _fmt(x, digits: int = 2) -> str:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    return "-" if not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def _with_ci(value, lo, hi, digits: int = 2) -> str:
+    text = _fmt(value, digits)
+    if all(isinstance(v, (int, float)) and math.isfinite(v) for v in (lo, hi)):
+        text += f" [{_fmt(lo, digits)}, {_fmt(hi, digits)}]"
+    return text
+
+
+def _table(df) -> str:
+    """A plain left-aligned text table (no index)."""
+    cols = [str(c) for c in df.columns]
+    cells = [[str(v) for v in row] for row in df.itertuples(index=False)]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+def _section(title: str, body: str, out) -> None:
+    print(f"\n{title}\n{'=' * len(title)}\n{body}", file=out)
+
+
+# ---------------------------------------------------------------- summary
+
+
+def _mcog_section(summary: Path, out) -> bool:
+    import pandas as pd
+
+    path = summary / "mcog.parquet"
+    if not path.exists():
+        _section("M-CoG", f"(missing: {path})", out)
+        return False
+    df = pd.read_parquet(path)
+    agg = df[(df["seed"].astype(int) == ALL_SEEDS) & (df["variant"] == "noisy")]
+    if agg.empty:
+        _section("M-CoG", "(no seed-aggregated M-CoG of the noisy models)", out)
+        return True
+    from memloc.stats.agreement import ordered
+
+    techniques = ordered(agg["technique"].unique())
+    rows = []
+    for (dataset, model), g in agg.groupby(["dataset", "model"], sort=True):
+        row = {"dataset": dataset, "model": model}
+        for t in techniques:
+            r = g[g["technique"] == t]
+            row[t] = _with_ci(r["mcog"].iloc[0], r["ci_low"].iloc[0], r["ci_high"].iloc[0]) if len(r) else "-"
+        if "n_seeds" in g:
+            row["seeds"] = str(int(g["n_seeds"].max()))
+        rows.append(row)
+    body = _table(pd.DataFrame(rows))
+    body += "\n(mean over seeds; [interval] where one exists, see mcog.parquet's ci_method)"
+    _section("M-CoG per technique (layer, 1-based)", body, out)
+    return True
+
+
+def _agreement_section(summary: Path, out) -> None:
+    import pandas as pd
+
+    path = summary / "statistics.parquet"
+    if not path.exists():
+        return
+    st = pd.read_parquet(path)
+    sub = st[(st["analysis"] == "agreement_technique_mcog_pearson") & st["term"].str.contains("~", regex=False)]
+    if sub.empty:
+        return
+    finite = sub[sub["estimate"].notna()]
+    if finite.empty:
+        note = sub["note"].iloc[0] if "note" in sub else ""
+        _section("Technique agreement on M-CoG (Pearson)", f"(not computed: {note})", out)
+        return
+    rows = [
+        {"pair": t.replace("~", " ~ "), "r": _with_ci(e, lo, hi), "p (Holm)": _fmt(p, 3), "n": str(int(n))}
+        for t, e, lo, hi, p, n in finite[["term", "estimate", "ci_low", "ci_high", "p_adjusted", "n"]].itertuples(index=False)
+    ]
+    _section("Technique agreement on M-CoG (Pearson)", _table(pd.DataFrame(rows)), out)
+
+
+def _control_section(summary: Path, out) -> None:
+    import pandas as pd
+
+    path = summary / "control_accuracy.parquet"
+    if not path.exists():
+        return
+    df = pd.read_parquet(path)
+    if df.empty:
+        _section("Control accuracy", "(empty table)", out)
+        return
+    from memloc.stats.agreement import ordered
+
+    pvals = {}
+    stats_path = summary / "statistics.parquet"
+    if stats_path.exists():
+        st = pd.read_parquet(stats_path)
+        st = st[st["analysis"] == "control_binomial"]
+        pvals = dict(zip(st["term"], st["p_value"]))
+    rows = []
+    for t in ordered(df["technique"].unique()):
+        g = df[df["technique"] == t]
+        row = {"technique": t, "acc@1": _fmt(g["acc_at_1"].mean()), "acc@2": _fmt(g.get("acc_at_2", pd.Series(dtype=float)).mean())}
+        row["chance"] = _fmt(g["chance"].mean()) if "chance" in g else "-"
+        row["runs"] = str(len(g))
+        if pvals:
+            row["p (binomial)"] = _fmt(pvals.get(t, float("nan")), 3)
+        rows.append(row)
+    _section("Control accuracy (share of runs whose top layers are the trained ones)", _table(pd.DataFrame(rows)), out)
+
+
+COUNTERFACTUAL_FIELDS = ["mean_generalisation", "mean_cm_noisy", "mean_cm_clean", "auc", "reliability"]
+
+
+def _counterfactual_section(results: Path, out) -> None:
+    import pandas as pd
+
+    rows = []
+    for path in sorted(results.glob("counterfactual/*/*/summary.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            print(f"memloc: skipping {path}: {err}", file=sys.stderr)
+            continue
+        row = {"dataset": path.parent.parent.name, "model": path.parent.name}
+        for key in COUNTERFACTUAL_FIELDS:
+            row[key] = _fmt(data.get(key, float("nan")), 3)
+        rows.append(row)
+    if rows:
+        _section("Counterfactual memorisation", _table(pd.DataFrame(rows)), out)
+
+
+def run_summary(args: argparse.Namespace, out=None) -> int:
+    out = out or sys.stdout
+    results = Path(args.results)
+    summary = results / "summary"
+    if not summary.is_dir():
+        print(
+            f"memloc: {summary} does not exist: no summary tables yet. Run snakemake first "
+            f"(e.g. `snakemake --cores 2`), then `memloc summary {results}`.",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"memloc summary of {results}", file=out)
+    _mcog_section(summary, out)
+    _agreement_section(summary, out)
+    _control_section(summary, out)
+    _counterfactual_section(results, out)
+    return 0
+
+
+def add_summary_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("results", nargs="?", default="results", help="the workflow's results directory (default: results)")
+
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
+    "summary": ("print M-CoG, control accuracy and counterfactual summaries as tables", add_summary_arguments, run_summary),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from memloc import __version__
+
+    parser = argparse.ArgumentParser(prog="memloc", description="Memorisation localisation: inspect a workflow's results.")
+    parser.add_argument("--version", action="version", version=f"memloc {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (help_text, add_args, run) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add_args(p)
+        p.set_defaults(func=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

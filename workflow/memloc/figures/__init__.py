@@ -1,0 +1,24 @@
+"""memloc figures: each function takes summary DataFrames and an output stem and writes
+``<stem>.pdf`` and ``<stem>.png``; one colour and marker per data set throughout (:mod:`.style`)."""
+
+from memloc.figures import style
+from memloc.figures.agreement import plot_agreement
+from memloc.figures.centroids import plot_centroids
+from memloc.figures.control import plot_control
+from memloc.figures.generalisation import plot_generalisation
+from memloc.figures.heatmaps import plot_heatmaps
+from memloc.figures.mcog import plot_mcog
+from memloc.figures.probing import plot_probing
+from memloc.figures.weights import plot_layer_weights
+
+__all__ = [
+    "plot_agreement",
+    "plot_centroids",
+    "plot_control",
+    "plot_generalisation",
+    "plot_heatmaps",
+    "plot_layer_weights",
+    "plot_mcog",
+    "plot_probing",
+    "style",
+]

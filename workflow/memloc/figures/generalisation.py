@@ -1,0 +1,46 @@
+"""M-CoG against the data set's generalisation score (counterfactual memorisation)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from memloc.figures import style
+
+ALL_SEEDS = -1
+
+
+def plot_generalisation(mcog: pd.DataFrame, counterfactual: pd.DataFrame, stem, datasets=None, variant: str = "noisy",
+                        score: str = "mean_generalisation"):
+    """One panel per technique: seed-aggregated M-CoG (y) against ``mean_generalisation`` (x),
+    one point per (data set, model) in the data set's colour and marker."""
+    from matplotlib.lines import Line2D
+
+    style.apply()
+    df = mcog[(mcog["seed"] == ALL_SEEDS)] if "seed" in mcog else mcog
+    if "variant" in df and variant is not None:
+        df = df[df["variant"] == variant]
+    if counterfactual is None or counterfactual.empty or score not in counterfactual:
+        return style.save(style.empty_figure("no counterfactual summaries to draw"), stem)
+    data = df.merge(counterfactual[["dataset", "model", score]], on=["dataset", "model"], how="inner")
+    if data.empty:
+        return style.save(style.empty_figure("no (data set, model) with both M-CoG and a generalisation score"), stem)
+    techniques = style.technique_order(data["technique"].unique())
+    dstyle = style.dataset_styles(data["dataset"].unique(), datasets)
+    present = [d for d in dstyle if d in set(data["dataset"])]
+    fig, axes = style.grid(len(techniques), max_cols=4)
+    for ax, tech in zip(axes, techniques):
+        sub = data[data["technique"] == tech]
+        for _, r in sub.iterrows():
+            st = dstyle[r["dataset"]]
+            if np.isfinite(r.get("ci_low", np.nan)) and np.isfinite(r.get("ci_high", np.nan)):
+                ax.errorbar(r[score], r["mcog"], yerr=[[r["mcog"] - r["ci_low"]], [r["ci_high"] - r["mcog"]]],
+                            color=st["color"], lw=0.8, capsize=2)
+            ax.plot(r[score], r["mcog"], marker=st["marker"], color=st["color"], ls="none", ms=6)
+        ax.set_title(tech)
+        ax.set_xlabel("generalisation score")
+        ax.set_ylabel("M-CoG (layer)")
+    handles = [Line2D([], [], color=dstyle[d]["color"], marker=dstyle[d]["marker"], ls="none", label=d) for d in present]
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=8)
+    fig.tight_layout()
+    return style.save(fig, stem)

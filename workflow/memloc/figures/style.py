@@ -1,0 +1,121 @@
+"""One look for every memloc figure: palettes, markers, sizes and the PDF + PNG writer.
+
+Data sets get a colour and a marker from :func:`dataset_styles`; techniques, probed networks and
+centroid groups have fixed colours. Figure functions take ``datasets`` (the config's order) so
+that a data set keeps its colour and marker across every figure of a run, even in a figure
+where some data sets are missing; without it the data's own names, sorted, set the order.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+# Colour-blind safe (Okabe-Ito first, then seaborn's colorblind, then tab20 for long lists).
+DATASET_COLOURS = [
+    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442", "#000000",
+    *sns.color_palette("colorblind").as_hex(),
+    *sns.color_palette("tab20").as_hex(),
+]
+DATASET_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p"]
+
+TECHNIQUE_ORDER = ["swapping", "retraining", "gradients", "probing", "centroids"]
+TECHNIQUE_COLOURS = {
+    "swapping": "#0072B2",
+    "retraining": "#009E73",
+    "gradients": "#D55E00",
+    "probing": "#CC79A7",
+    "centroids": "#E69F00",
+}
+NETWORK_COLOURS = {"noisy": "#D55E00", "frozen": "#7F7F7F"}
+GROUP_COLOURS = {"clean_a": "#0072B2", "noisy": "#D55E00", "clean_b": "#009E73"}
+METRIC_COLOURS = {"acc@1": "#0072B2", "acc@2": "#56B4E9"}
+HEATMAP_CMAP = "rocket_r"
+AGREEMENT_CMAP = "vlag"
+
+PANEL_W, PANEL_H = 3.2, 2.6
+PNG_DPI = 200
+
+
+def apply() -> None:
+    """Set the shared rcParams (called by every figure function)."""
+    sns.set_theme(context="paper", style="whitegrid", font_scale=0.95)
+    plt.rcParams.update({"figure.dpi": 100, "savefig.bbox": "tight", "pdf.fonttype": 42, "axes.titlesize": 9})
+
+
+def dataset_order(names: Iterable[str], datasets: Sequence[str] | None = None) -> list[str]:
+    """``datasets`` first (config order), then any other name in ``names``, sorted."""
+    names = list(dict.fromkeys(str(n) for n in names))
+    base = list(datasets or [])
+    return base + sorted(n for n in names if n not in base)
+
+
+def dataset_styles(names: Iterable[str], datasets: Sequence[str] | None = None) -> dict[str, dict]:
+    """``{dataset: {"color": ..., "marker": ...}}``, stable for a given ``datasets`` order."""
+    order = dataset_order(names, datasets)
+    return {
+        d: {"color": DATASET_COLOURS[i % len(DATASET_COLOURS)], "marker": DATASET_MARKERS[i % len(DATASET_MARKERS)]}
+        for i, d in enumerate(order)
+    }
+
+
+def technique_order(names: Iterable[str]) -> list[str]:
+    names = list(dict.fromkeys(names))
+    return [t for t in TECHNIQUE_ORDER if t in names] + sorted(t for t in names if t not in TECHNIQUE_ORDER)
+
+
+def technique_colour(name: str) -> str:
+    return TECHNIQUE_COLOURS.get(name, "#555555")
+
+
+def grid(n_panels: int, max_cols: int = 4, sharex=False, sharey=False, w=PANEL_W, h=PANEL_H):
+    """A figure with at least one panel; unused panels are hidden. Returns (fig, flat axes)."""
+    n = max(1, n_panels)
+    cols = min(n, max_cols)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(w * cols, h * rows), squeeze=False, sharex=sharex, sharey=sharey)
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def empty_figure(message: str):
+    """A one-panel figure that says why there is nothing to draw."""
+    fig, ax = plt.subplots(figsize=(PANEL_W * 1.5, PANEL_H))
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
+    return fig
+
+
+def save(fig, stem: str | os.PathLike, dpi: int | None = None) -> list[Path]:
+    """Write ``<stem>.pdf`` and ``<stem>.png`` (each via a temp file and rename), close ``fig``."""
+    dpi = PNG_DPI if dpi is None else dpi
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    try:
+        for ext in ("pdf", "png"):
+            final = stem.parent / f"{stem.name}.{ext}"
+            tmp = stem.parent / f".{stem.name}.{os.getpid()}.tmp.{ext}"
+            try:
+                fig.savefig(tmp, format=ext, dpi=dpi if ext == "png" else None)
+                os.replace(tmp, final)
+            finally:
+                tmp.unlink(missing_ok=True)
+            out.append(final)
+    finally:
+        plt.close(fig)
+    return out
+
+
+def panel_label(dataset: str, model: str | None = None) -> str:
+    return f"{dataset} / {model}" if model else str(dataset)

@@ -1,0 +1,231 @@
+"""Centroid analysis (DESIGN §4): when do memorised examples cross over to their new label?
+
+For each ordered class pair (a, b) and each layer 0..L (pooled hidden states from one batched
+pass, :func:`memloc.localise.hidden.pooled_states`, of the training examples):
+
+* the centroids ``c_a`` and ``c_b`` of the *clean* training examples of classes a and b;
+* every example is projected onto the line through them, scaled so ``c_a -> 0`` and ``c_b -> 1``:
+  ``t(x) = (x - c_a) . (c_b - c_a) / |c_b - c_a|^2``;
+* three groups are projected: ``clean_a`` (clean examples labelled a), ``noisy`` (memorised
+  examples labelled a whose original label is b) and ``clean_b`` (clean examples labelled b).
+
+Events per pair:
+
+* **crossing** = the first layer whose mean ``noisy`` position is below 0.5 (the memorised
+  examples, originally b, now sit closer to their training label a);
+* **initiation** = the first layer from which, at that layer and every later one, the 87.5th
+  percentile of ``clean_a`` lies below the 12.5th percentile of ``clean_b`` (the classes are
+  separated).
+
+Either is NaN when it never happens. A pair without noisy examples (or without clean examples of
+either class) is skipped with a log line. "Clean" means neither noisy nor in the memorised set.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from memloc.device import select_device, set_determinism
+from memloc.io import write_parquet
+from memloc.localise.common import MemorisedSpec, load_job_data, provenance
+from memloc.localise.hidden import pooled_states
+from memloc.models.loading import load_classifier
+
+log = logging.getLogger("memloc.localise.centroids")
+
+GROUPS = ("clean_a", "noisy", "clean_b")
+LOW_Q, HIGH_Q = 12.5, 87.5
+
+DEFAULTS: dict[str, Any] = {
+    "max_pairs": None,
+    "eval_batch_size": 64,
+    "device": "auto",
+    "precision": "fp32",
+    "deterministic": False,
+    "seed": 0,
+}
+
+
+def project(x: np.ndarray, c_a: np.ndarray, c_b: np.ndarray) -> np.ndarray:
+    """Positions of ``x`` (``[..., d]``) on the line through ``c_a`` (0) and ``c_b`` (1).
+
+    Broadcasts over leading dimensions, e.g. ``x [n, layers, d]`` with ``c [layers, d]``. NaN where
+    the two centroids coincide.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    c_a = np.asarray(c_a, dtype=np.float64)
+    axis = np.asarray(c_b, dtype=np.float64) - c_a
+    sq = (axis * axis).sum(-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(sq > 0, ((x - c_a) * axis).sum(-1) / sq, np.nan)
+
+
+def crossing_layer(noisy_mean: np.ndarray) -> float:
+    """First layer (index into ``noisy_mean``) with mean position below 0.5; NaN if none."""
+    below = np.flatnonzero(np.asarray(noisy_mean) < 0.5)
+    return float(below[0]) if below.size else float("nan")
+
+
+def initiation_layer(a_high: np.ndarray, b_low: np.ndarray) -> float:
+    """First layer from which ``a_high < b_low`` holds at every later layer; NaN if never."""
+    separated = np.asarray(a_high) < np.asarray(b_low)
+    if not separated[-1]:
+        return float("nan")
+    # The last layer where separation fails; initiation is the one after it.
+    failing = np.flatnonzero(~separated)
+    return float(failing[-1] + 1) if failing.size else 0.0
+
+
+def class_pairs(
+    labels: np.ndarray, label_orig: np.ndarray, noisy: np.ndarray, max_pairs: int | None = None
+) -> list[tuple[int, int, int]]:
+    """Ordered pairs ``(a, b, n_noisy)`` of classes a != b, most noisy examples first.
+
+    ``n_noisy`` counts memorised examples labelled a that were originally b. With ``max_pairs``
+    only the first pairs of that order (ties by (a, b)) are kept.
+    """
+    classes = np.union1d(np.unique(labels), np.unique(label_orig))
+    pairs = [
+        (int(a), int(b), int(np.sum(noisy & (labels == a) & (label_orig == b))))
+        for a in classes
+        for b in classes
+        if a != b
+    ]
+    pairs.sort(key=lambda t: (-t[2], t[0], t[1]))
+    return pairs if max_pairs is None else pairs[: int(max_pairs)]
+
+
+def centroid_analysis(
+    states: np.ndarray,
+    labels: np.ndarray,
+    label_orig: np.ndarray,
+    memorised: np.ndarray,
+    clean: np.ndarray | None = None,
+    max_pairs: int | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Projections summary and events from pooled states ``[N, L+1, d]``.
+
+    ``memorised`` is the memorised mask, ``clean`` the mask of clean examples (default
+    ``~memorised``; examples in both count as memorised). Returns
+
+    * raw: ``class_a``, ``class_b``, ``layer``, ``group`` (clean_a / noisy / clean_b), ``n``,
+      ``mean``, ``p12_5``, ``median``, ``p87_5`` of the positions;
+    * events: ``scope`` ("pair" or "mean"), ``class_a``, ``class_b``, ``n_noisy``,
+      ``crossing_layer``, ``initiation_layer`` (float, NaN if never); the "mean" row averages
+      the pairs' layers over the pairs where they are defined (``n_pairs_crossing`` /
+      ``n_pairs_initiation`` say how many).
+    """
+    states = np.asarray(states)
+    labels = np.asarray(labels)
+    label_orig = np.asarray(label_orig)
+    memorised = np.asarray(memorised, dtype=bool)
+    clean = ~memorised if clean is None else np.asarray(clean, dtype=bool) & ~memorised
+    n_layers = states.shape[1]
+    raw_rows: list[pd.DataFrame] = []
+    events: list[dict[str, Any]] = []
+    for a, b, n_noisy in class_pairs(labels, label_orig, memorised, max_pairs):
+        members = {
+            "clean_a": np.flatnonzero(clean & (labels == a)),
+            "noisy": np.flatnonzero(memorised & (labels == a) & (label_orig == b)),
+            "clean_b": np.flatnonzero(clean & (labels == b)),
+        }
+        if n_noisy == 0:
+            log.info("pair %d -> %d skipped: no memorised examples labelled %d that were %d", a, b, a, b)
+            continue
+        if len(members["clean_a"]) == 0 or len(members["clean_b"]) == 0:
+            log.info("pair %d -> %d skipped: no clean examples of class %s", a, b,
+                     a if len(members["clean_a"]) == 0 else b)
+            continue
+        c_a = states[members["clean_a"]].astype(np.float64).mean(0)  # [L+1, d]
+        c_b = states[members["clean_b"]].astype(np.float64).mean(0)
+        stats = {}
+        for group in GROUPS:
+            t = project(states[members[group]], c_a, c_b)  # [n, L+1]
+            stats[group] = {
+                "n": len(members[group]),
+                "mean": t.mean(0),
+                "p12_5": np.percentile(t, LOW_Q, axis=0),
+                "median": np.median(t, axis=0),
+                "p87_5": np.percentile(t, HIGH_Q, axis=0),
+            }
+            raw_rows.append(
+                pd.DataFrame(
+                    {"class_a": a, "class_b": b, "layer": np.arange(n_layers), "group": group, **stats[group]}
+                )
+            )
+        crossing = crossing_layer(stats["noisy"]["mean"])
+        initiation = initiation_layer(stats["clean_a"]["p87_5"], stats["clean_b"]["p12_5"])
+        log.info("pair %d -> %d (%d memorised): crossing %s, initiation %s", a, b, n_noisy, crossing, initiation)
+        events.append(
+            {"scope": "pair", "class_a": a, "class_b": b, "n_noisy": n_noisy,
+             "crossing_layer": crossing, "initiation_layer": initiation}
+        )
+    raw = (
+        pd.concat(raw_rows, ignore_index=True)
+        if raw_rows
+        else pd.DataFrame(columns=["class_a", "class_b", "layer", "group", "n", "mean", "p12_5", "median", "p87_5"])
+    )
+    ev = pd.DataFrame(events, columns=["scope", "class_a", "class_b", "n_noisy", "crossing_layer", "initiation_layer"])
+    if ev.empty:
+        log.warning("no class pair has memorised examples; the events table holds only an empty mean row")
+    mean_row = {
+        "scope": "mean",
+        "class_a": pd.NA,
+        "class_b": pd.NA,
+        "n_noisy": int(ev["n_noisy"].sum()) if len(ev) else 0,
+        "crossing_layer": float(ev["crossing_layer"].mean()) if len(ev) else np.nan,
+        "initiation_layer": float(ev["initiation_layer"].mean()) if len(ev) else np.nan,
+    }
+    ev = pd.concat([ev, pd.DataFrame([mean_row])], ignore_index=True)
+    ev["class_a"] = ev["class_a"].astype("Int64")
+    ev["class_b"] = ev["class_b"].astype("Int64")
+    ev["n_noisy"] = ev["n_noisy"].astype("int64")
+    ev["crossing_layer"] = ev["crossing_layer"].astype(float)
+    ev["initiation_layer"] = ev["initiation_layer"].astype(float)
+    pairs = ev["scope"] == "pair"
+    ev["n_pairs_crossing"] = np.where(pairs, np.nan, ev.loc[pairs, "crossing_layer"].notna().sum())
+    ev["n_pairs_initiation"] = np.where(pairs, np.nan, ev.loc[pairs, "initiation_layer"].notna().sum())
+    return raw, ev
+
+
+def run_centroids(
+    examples_path: str | Path,
+    tokens_path: str | Path,
+    model_dir: str | Path,
+    settings: dict[str, Any],
+    raw_path: str | Path,
+    events_path: str | Path,
+    memorised: MemorisedSpec = None,
+) -> pd.DataFrame:
+    """The ``centroids`` rule: pooled states of the model, projections, events."""
+    s = {**DEFAULTS, **{k: v for k, v in settings.items() if v is not None or k == "max_pairs"}}
+    set_determinism(int(s["seed"]), bool(s["deterministic"]))
+    device = select_device(s["device"])
+    job = load_job_data(examples_path, tokens_path, memorised)
+    examples = pd.read_parquet(examples_path, columns=["example_id", "label", "label_orig"])
+    examples = examples.set_index("example_id").loc[job.train.example_ids]
+    model = load_classifier(model_dir).to(device)
+    states = pooled_states(model, job.train, int(s["eval_batch_size"]), device, s["precision"])
+    raw, events = centroid_analysis(
+        states,
+        examples["label"].to_numpy(),
+        examples["label_orig"].to_numpy(),
+        job.memorised,
+        job.clean,
+        max_pairs=s["max_pairs"],
+    )
+    meta = provenance(
+        "centroids",
+        s,
+        {"examples": examples_path, "tokens": tokens_path, "model": model_dir},
+        memorised=job.memorised_source,
+    )
+    write_parquet(raw, raw_path, metadata=meta)
+    write_parquet(events, events_path, metadata=meta)
+    return events

@@ -1,0 +1,301 @@
+"""Gather per-run files into tidy summary tables, with identifiers parsed from their paths.
+
+Per-run files follow DESIGN §3::
+
+    .../localisation/{technique}/{dataset}/{model}/{variant}/seed{seed}[.weights|.events].parquet
+    .../counterfactual/{dataset}/{model}/summary.json
+
+Each collector takes a list of paths (or ``(ids, DataFrame)`` pairs already in memory via the
+``*_frames`` variants) and returns one DataFrame with the identifier columns first. An empty
+list gives an empty frame with the right columns, never an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+RUN_IDS = ["technique", "dataset", "model", "variant", "seed"]
+WEIGHT_TECHNIQUES = ["swapping", "retraining", "gradients", "probing"]
+_SEED_FILE = re.compile(r"^seed(?P<seed>\d+)(?P<kind>\.[A-Za-z_]+)?\.parquet$")
+
+PathLike = str | os.PathLike
+
+
+def parse_run_path(path: PathLike) -> dict:
+    """Identifiers of a per-run localisation file.
+
+    >>> parse_run_path("results/localisation/swapping/sst2/bert/noisy/seed3.weights.parquet")["seed"]
+    3
+    """
+    p = Path(path)
+    parts = p.parts
+    m = _SEED_FILE.match(p.name)
+    if m is None or len(parts) < 5:
+        raise ValueError(
+            f"{path}: expected .../{{technique}}/{{dataset}}/{{model}}/{{variant}}/seed{{seed}}[.kind].parquet"
+        )
+    technique, dataset, model, variant = parts[-5:-1]
+    return {
+        "technique": technique,
+        "dataset": dataset,
+        "model": model,
+        "variant": variant,
+        "seed": int(m.group("seed")),
+    }
+
+
+def parse_counterfactual_path(path: PathLike) -> dict:
+    """``dataset`` and ``model`` of ``.../counterfactual/{dataset}/{model}/summary.json``."""
+    parts = Path(path).parts
+    if len(parts) < 3:
+        raise ValueError(f"{path}: expected .../{{dataset}}/{{model}}/summary.json")
+    return {"dataset": parts[-3], "model": parts[-2]}
+
+
+def _with_ids(df: pd.DataFrame, ids: Mapping, drop: Sequence[str] = ()) -> pd.DataFrame:
+    df = df.drop(columns=[c for c in drop if c in df.columns]).copy()
+    for key in reversed(list(ids)):
+        if key in df.columns:
+            df = df.drop(columns=key)
+        df.insert(0, key, ids[key])
+    return df
+
+
+def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in columns})
+    out = pd.concat(frames, ignore_index=True)
+    for key in ("seed",):
+        if key in out:
+            out[key] = out[key].astype("int64")
+    return out
+
+
+def _dtype(col: str) -> str:
+    if col in ("seed", "layer", "size", "start", "end", "probe_seed", "n_windows", "n_pairs"):
+        return "int64"
+    if col in ("technique", "dataset", "model", "variant", "probed", "group", "family"):
+        return "object"
+    return "float64"
+
+
+# ---------------------------------------------------------------- layer weights
+
+
+LAYER_WEIGHT_COLUMNS = RUN_IDS + ["layer", "weight", "weight_norm"]
+
+
+def layer_weights_frames(items: Iterable[tuple[Mapping, pd.DataFrame]]) -> pd.DataFrame:
+    """Concatenate per-run weight tables (``layer``, ``weight``) with their identifiers.
+
+    Adds ``weight_norm`` = weight / sum of the run's weights (NaN when that sum is 0), which puts
+    techniques on one scale for plotting and for per-layer agreement.
+    """
+    frames = []
+    for ids, df in items:
+        missing = {"layer", "weight"} - set(df.columns)
+        if missing:
+            raise ValueError(f"{ids}: layer weights need columns layer, weight (missing {sorted(missing)})")
+        df = df[["layer", "weight"]].copy()
+        df["layer"] = df["layer"].astype("int64")
+        df["weight"] = df["weight"].astype("float64")
+        df = df.sort_values("layer")
+        total = df["weight"].sum(min_count=1)
+        df["weight_norm"] = df["weight"] / total if np.isfinite(total) and total != 0 else np.nan
+        frames.append(_with_ids(df, {k: ids[k] for k in RUN_IDS}))
+    return _concat(frames, LAYER_WEIGHT_COLUMNS)[LAYER_WEIGHT_COLUMNS]
+
+
+def collect_layer_weights(paths: Iterable[PathLike]) -> pd.DataFrame:
+    """``summary/layer_weights.parquet`` from ``seed{seed}.weights.parquet`` files."""
+    return layer_weights_frames((parse_run_path(p), pd.read_parquet(p)) for p in paths)
+
+
+# ---------------------------------------------------------------- window heatmaps
+
+
+HEATMAP_COLUMNS = RUN_IDS + ["size", "layer", "error", "n_windows"]
+
+
+def window_heatmap(raw: pd.DataFrame, num_layers: int | None = None, value: str = "error") -> pd.DataFrame:
+    """Tidy heatmap ``H[n, l]``: mean ``value`` over windows of size ``n`` that contain block ``l``.
+
+    ``raw`` has one row per window with ``start`` and ``end`` (1-based, inclusive; ``size`` is
+    derived when absent). Returns columns ``size``, ``layer``, ``error`` (the mean of ``value``)
+    and ``n_windows``; only cells with at least one window with a finite value appear.
+    ``num_layers`` defaults to the largest ``end``.
+    """
+    cols = ["size", "layer", "error", "n_windows"]
+    if raw.empty:
+        return pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in cols})
+    start = raw["start"].to_numpy(dtype=np.int64)
+    end = raw["end"].to_numpy(dtype=np.int64)
+    L = int(num_layers if num_layers is not None else end.max())
+    if start.min() < 1 or end.max() > L or (end < start).any():
+        raise ValueError(f"windows must satisfy 1 <= start <= end <= {L}")
+    val = raw[value].to_numpy(dtype=np.float64)
+    size = end - start + 1
+    # One record per (window, contained layer): a window of size n counts towards n layers.
+    reps = size
+    layer = np.concatenate([np.arange(s, e + 1) for s, e in zip(start, end)])
+    long = pd.DataFrame({"size": np.repeat(size, reps), "layer": layer, "value": np.repeat(val, reps)})
+    long = long[np.isfinite(long["value"])]
+    out = long.groupby(["size", "layer"], as_index=False).agg(error=("value", "mean"), n_windows=("value", "size"))
+    out["size"] = out["size"].astype("int64")
+    out["layer"] = out["layer"].astype("int64")
+    return out[cols]
+
+
+def heatmap_matrix(heat: pd.DataFrame, num_layers: int | None = None) -> np.ndarray:
+    """``H[n - 1, l - 1]`` as a dense array (NaN where no window) from a tidy heatmap."""
+    L = int(num_layers if num_layers is not None else max(heat["layer"].max(), heat["size"].max()))
+    out = np.full((L, L), np.nan)
+    out[heat["size"].to_numpy(int) - 1, heat["layer"].to_numpy(int) - 1] = heat["error"].to_numpy(float)
+    return out
+
+
+def heatmap_layer_weights(heat: pd.DataFrame) -> pd.DataFrame:
+    """``w_l`` = mean over window sizes ``n`` of ``H[n, l]`` (sizes without a window skipped)."""
+    return heat.groupby("layer", as_index=False)["error"].mean().rename(columns={"error": "weight"})
+
+
+def heatmaps_frames(items: Iterable[tuple[Mapping, pd.DataFrame]]) -> pd.DataFrame:
+    frames = [_with_ids(window_heatmap(df), {k: ids[k] for k in RUN_IDS}) for ids, df in items]
+    return _concat(frames, HEATMAP_COLUMNS)[HEATMAP_COLUMNS]
+
+
+def collect_heatmaps(paths: Iterable[PathLike]) -> pd.DataFrame:
+    """``summary/heatmaps.parquet`` from raw swapping/retraining tables (one row per window)."""
+    return heatmaps_frames((parse_run_path(p), pd.read_parquet(p)) for p in paths)
+
+
+# ---------------------------------------------------------------- probing
+
+
+PROBING_COLUMNS = ["dataset", "model", "variant", "seed", "probed", "layer", "probe_seed", "val_f1", "test_f1"]
+
+
+def probing_frames(items: Iterable[tuple[Mapping, pd.DataFrame]]) -> pd.DataFrame:
+    """Raw probing tables with identifiers. The raw ``model`` column ("noisy"/"frozen": which
+    network was probed) becomes ``probed`` so that ``model`` keeps naming the model."""
+    frames = []
+    for ids, df in items:
+        df = df.rename(columns={"model": "probed"})
+        keep = [c for c in ("probed", "layer", "probe_seed", "val_f1", "test_f1") if c in df.columns]
+        frames.append(_with_ids(df[keep], {k: ids[k] for k in ("dataset", "model", "variant", "seed")}))
+    out = _concat(frames, PROBING_COLUMNS)
+    for col in PROBING_COLUMNS:
+        if col not in out:
+            out[col] = np.nan
+    return out[PROBING_COLUMNS]
+
+
+def collect_probing(paths: Iterable[PathLike]) -> pd.DataFrame:
+    """``summary/probing.parquet``: every probe's F1 per layer, probe seed and probed network."""
+    return probing_frames((parse_run_path(p), pd.read_parquet(p)) for p in paths)
+
+
+# ---------------------------------------------------------------- centroids
+
+
+CENTROID_COLUMNS = ["dataset", "model", "variant", "seed", "layer", "group", "mean", "p12_5", "p87_5", "n_pairs"]
+EVENT_COLUMNS = ["dataset", "model", "variant", "seed", "class_a", "class_b", "crossing_layer", "initiation_layer"]
+CENTROID_GROUPS = ["clean_a", "noisy", "clean_b"]
+
+
+def centroid_frames(items: Iterable[tuple[Mapping, pd.DataFrame]]) -> pd.DataFrame:
+    """Centroid projections averaged over class pairs: per run, layer and group the mean of
+    ``mean``, ``p12_5`` and ``p87_5`` (``n_pairs`` pairs contributed)."""
+    frames = []
+    for ids, df in items:
+        agg = (
+            df.groupby(["layer", "group"], as_index=False)
+            .agg(
+                mean=("mean", "mean"),
+                p12_5=("p12_5", "mean"),
+                p87_5=("p87_5", "mean"),
+                n_pairs=("mean", "count"),
+            )
+            .astype({"layer": "int64", "n_pairs": "int64"})
+        )
+        frames.append(_with_ids(agg, {k: ids[k] for k in ("dataset", "model", "variant", "seed")}))
+    return _concat(frames, CENTROID_COLUMNS)[CENTROID_COLUMNS]
+
+
+def collect_centroids(paths: Iterable[PathLike]) -> pd.DataFrame:
+    """``summary/centroids.parquet`` from ``localisation/centroids/.../seed{seed}.parquet``."""
+    return centroid_frames((parse_run_path(p), pd.read_parquet(p)) for p in paths)
+
+
+def centroid_event_frames(items: Iterable[tuple[Mapping, pd.DataFrame]]) -> pd.DataFrame:
+    frames = []
+    for ids, df in items:
+        keep = [c for c in EVENT_COLUMNS[4:] if c in df.columns]
+        frames.append(_with_ids(df[keep], {k: ids[k] for k in ("dataset", "model", "variant", "seed")}))
+    out = _concat(frames, EVENT_COLUMNS)
+    for col in EVENT_COLUMNS:
+        if col not in out:
+            out[col] = np.nan
+    return out[EVENT_COLUMNS]
+
+
+def collect_centroid_events(paths: Iterable[PathLike]) -> pd.DataFrame:
+    """``summary/centroid_events.parquet`` from ``seed{seed}.events.parquet`` files."""
+    return centroid_event_frames((parse_run_path(p), pd.read_parquet(p)) for p in paths)
+
+
+# ---------------------------------------------------------------- counterfactual
+
+
+COUNTERFACTUAL_KEYS = ["mean_generalisation", "mean_cm_noisy", "mean_cm_clean", "auc", "reliability"]
+
+
+def counterfactual_frames(
+    items: Iterable[tuple[Mapping, Mapping]], families: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """One row per (dataset, model): ``family`` plus every scalar number of its summary.json."""
+    rows = []
+    for ids, summary in items:
+        row = {"dataset": ids["dataset"], "model": ids["model"]}
+        row["family"] = (families or {}).get(ids["dataset"], "other")
+        for key, value in summary.items():
+            if isinstance(value, bool):
+                row[key] = float(value)
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                row[key] = float(value)
+        for key in COUNTERFACTUAL_KEYS:
+            row.setdefault(key, np.nan)
+        rows.append(row)
+    if not rows:
+        cols = ["dataset", "model", "family"] + COUNTERFACTUAL_KEYS
+        return pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in cols})
+    return pd.DataFrame(rows)
+
+
+def collect_counterfactual(paths: Iterable[PathLike], families: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """``summary/counterfactual.parquet`` from ``counterfactual/{dataset}/{model}/summary.json``."""
+    items = []
+    for p in paths:
+        with open(p) as fh:
+            items.append((parse_counterfactual_path(p), json.load(fh)))
+    return counterfactual_frames(items, families)
+
+
+def read_optional(paths: Iterable[PathLike] | PathLike | None) -> pd.DataFrame | None:
+    """Read a Parquet table given as a path or a one-element list; None when absent."""
+    if paths is None:
+        return None
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    paths = [p for p in paths if p]
+    if not paths:
+        return None
+    return pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)

@@ -1,0 +1,128 @@
+"""Localisation measures against the data set's generalisation score (DESIGN §4, counterfactual).
+
+The generalisation score of a (data set, model) is ``mean_generalisation`` of its counterfactual
+summary. Measures per (data set, model):
+
+- ``mcog[<technique>]``: seed-aggregated M-CoG of each technique;
+- ``centroid_crossing``: mean ``crossing_layer`` over class pairs and seeds (pairs that never
+  cross are left out);
+- ``probing_event``: the layer with the largest seed-mean probing weight.
+
+For each measure and scope ("all models" pooled, and each model on its own when there are
+several) two rows: analysis ``generalisation_spearman`` (Spearman's rho, Fisher-z interval with
+the Fieller variance) and ``generalisation_slope`` (OLS slope of the measure on the
+generalisation score, t interval). Holm adjustment runs within each of the two analyses.
+A scope with fewer than 3 data sets is reported with NaN and a note.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from memloc.stats.agreement import correlation, ordered
+from memloc.stats.mcog import event_layers, seed_aggregated
+from memloc.stats.tidy import row
+
+MIN_DATASETS = 3
+
+
+def measures(
+    mcog: pd.DataFrame,
+    layer_weights: pd.DataFrame | None = None,
+    centroid_events: pd.DataFrame | None = None,
+    variant: str = "noisy",
+) -> pd.DataFrame:
+    """Long table ``dataset``, ``model``, ``measure``, ``value``."""
+    parts = []
+    agg = seed_aggregated(mcog, variant)
+    for technique in ordered(agg["technique"].unique()):
+        sub = agg[agg["technique"] == technique]
+        parts.append(pd.DataFrame({"dataset": sub["dataset"], "model": sub["model"], "measure": f"mcog[{technique}]", "value": sub["mcog"]}))
+    if centroid_events is not None and len(centroid_events):
+        ev = centroid_events[centroid_events["variant"] == variant] if "variant" in centroid_events else centroid_events
+        ev = ev.assign(crossing_layer=pd.to_numeric(ev["crossing_layer"], errors="coerce"))
+        ev = ev[ev["crossing_layer"] >= 0]
+        cross = ev.groupby(["dataset", "model"], as_index=False)["crossing_layer"].mean()
+        parts.append(cross.rename(columns={"crossing_layer": "value"}).assign(measure="centroid_crossing"))
+    if layer_weights is not None and len(layer_weights) and (layer_weights["technique"] == "probing").any():
+        ev = event_layers(layer_weights, "probing", variant)
+        parts.append(ev.rename(columns={"event_layer": "value"}).assign(measure="probing_event"))
+    if not parts:
+        return pd.DataFrame(columns=["dataset", "model", "measure", "value"])
+    return pd.concat(parts, ignore_index=True)[["dataset", "model", "measure", "value"]]
+
+
+def ols_slope(x, y, confidence: float = 0.95) -> dict:
+    """Slope of y on x by OLS with its t interval and p-value (NaN for < 3 points or constant x)."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    n = len(x)
+    out = dict(estimate=np.nan, ci_low=np.nan, ci_high=np.nan, p_value=np.nan, n=n, note="")
+    if n < 3:
+        out["note"] = f"n = {n} < 3 points: not computed"
+        return out
+    if np.ptp(x) == 0:
+        out["note"] = "constant generalisation score: slope undefined"
+        return out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = stats.linregress(x, y)
+    t = stats.t.ppf(0.5 + confidence / 2, n - 2)
+    out.update(estimate=res.slope, ci_low=res.slope - t * res.stderr, ci_high=res.slope + t * res.stderr,
+               p_value=res.pvalue, note="OLS slope of the measure per unit of generalisation score, t interval")
+    if n == 3:
+        out["note"] += " (1 residual df)"
+    return out
+
+
+def generalisation_rows(
+    mcog: pd.DataFrame,
+    counterfactual: pd.DataFrame | None,
+    layer_weights: pd.DataFrame | None = None,
+    centroid_events: pd.DataFrame | None = None,
+    variant: str = "noisy",
+    confidence: float = 0.95,
+    score: str = "mean_generalisation",
+) -> list[dict]:
+    if counterfactual is None or counterfactual.empty or score not in counterfactual:
+        return [
+            row(a, "(none)", note="no counterfactual summaries: generalisation analyses skipped")
+            for a in ("generalisation_spearman", "generalisation_slope")
+        ]
+    m = measures(mcog, layer_weights, centroid_events, variant)
+    data = m.merge(counterfactual[["dataset", "model", score]], on=["dataset", "model"], how="inner")
+    if data.empty:
+        return [
+            row(a, "(none)", note="no (data set, model) has both a localisation measure and a counterfactual summary")
+            for a in ("generalisation_spearman", "generalisation_slope")
+        ]
+    models = sorted(data["model"].unique())
+    scopes = [("all models", None)] + ([(mdl, mdl) for mdl in models] if len(models) > 1 else [])
+    rows = []
+    for measure in m["measure"].drop_duplicates():
+        for label, mdl in scopes:
+            sub = data[data["measure"] == measure]
+            if mdl is not None:
+                sub = sub[sub["model"] == mdl]
+            sub = sub[np.isfinite(sub["value"].astype(float)) & np.isfinite(sub[score].astype(float))]
+            term = f"{measure} | {label}"
+            k = sub["dataset"].nunique()
+            if k < MIN_DATASETS:
+                note = f"{k} data set{'s' if k != 1 else ''} (< {MIN_DATASETS}): skipped"
+                rows.append(row("generalisation_spearman", term, n=len(sub), note=note))
+                rows.append(row("generalisation_slope", term, n=len(sub), note=note))
+                continue
+            pooled = "; models pooled" if mdl is None and len(models) > 1 else ""
+            rho = correlation(sub[score], sub["value"], "spearman", confidence)
+            rows.append(row("generalisation_spearman", term, rho["estimate"], rho["ci_low"], rho["ci_high"],
+                            rho["p_value"], rho["n"], rho["note"] + pooled))
+            sl = ols_slope(sub[score], sub["value"], confidence)
+            rows.append(row("generalisation_slope", term, sl["estimate"], sl["ci_low"], sl["ci_high"],
+                            sl["p_value"], sl["n"], sl["note"] + pooled))
+    return rows

@@ -1,0 +1,9 @@
+"""Adapter: centroid projections and events -> summary/centroids.parquet, summary/centroid_events.parquet."""
+
+from memloc.io import write_parquet
+from memloc.logs import setup
+from memloc.stats.collect import collect_centroid_events, collect_centroids
+
+setup(snakemake.log[0])
+write_parquet(collect_centroids(snakemake.input.raw), snakemake.output.table)
+write_parquet(collect_centroid_events(snakemake.input.events), snakemake.output.events)
