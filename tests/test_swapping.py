@@ -11,9 +11,9 @@ import torch
 
 from memloc.io import read_metadata, write_parquet
 from memloc.localise.swapping import RAW_COLUMNS, run_swapping, swap_windows, swapped_logits
-from memloc.localise.windows import windows
+from memloc.localise.windows import window_weights, windows
 from memloc.models.blocks import block_access, copy_blocks
-from memloc.models.random import build_random_classifier
+from memloc.models.random import RANDOM_FAMILIES, build_random_classifier
 from memloc.tokens import TokenSet
 
 VOCAB = 100
@@ -29,8 +29,19 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
+# Small attention windows so that local / sliding-window attention acts on these lengths, and
+# Qwen2 mixes attention types across blocks (3..4 sliding).
+OVERRIDES = {
+    "gpt_neo": {"window_size": 4},
+    "qwen2": {"use_sliding_window": True, "sliding_window": 4, "max_window_layers": 2},
+    "mistral": {"sliding_window": 4},
+}
+
+
 def tiny(family: str, seed: int, layers: int = LAYERS):
-    return build_random_classifier(family, num_layers=layers, hidden_size=16, num_heads=2, vocab_size=VOCAB, seed=seed)
+    return build_random_classifier(
+        family, num_layers=layers, hidden_size=16, num_heads=2, vocab_size=VOCAB, seed=seed, **OVERRIDES.get(family, {})
+    )
 
 
 def amplified(model, factor: float = 50.0):
@@ -57,7 +68,7 @@ def naive_swapped_logits(noisy, twin, inputs, window):
         return model(**inputs).logits
 
 
-@pytest.mark.parametrize("family", ["bert", "llama", "gpt2"])
+@pytest.mark.parametrize("family", RANDOM_FAMILIES)
 def test_cached_forward_equals_copying_blocks(family):
     noisy, twin = amplified(tiny(family, 1)), tiny(family, 2)
     data = token_set(6)
@@ -127,8 +138,6 @@ def test_planted_block_2_ranks_top():
     np.testing.assert_array_equal(raw["acc_clean"].to_numpy(), np.ones(len(raw)))
     assert unswapped == {"acc_memorised": 1.0, "acc_clean": 1.0, "n_memorised": int(memorised.sum()),
                          "n_clean": int((~memorised).sum())}
-    from memloc.localise.windows import window_weights
-
     w = window_weights(raw, LAYERS)
     np.testing.assert_allclose(w, [0.75, 1.0, 0.625, 0.5])  # by hand, see test_windows
     assert int(np.argmax(w)) + 1 == 2

@@ -158,7 +158,7 @@ def run_summary(args: argparse.Namespace, out=None) -> int:
     summary = results / "summary"
     if not summary.is_dir():
         print(
-            f"memloc: {summary} does not exist: no summary tables yet. Run snakemake first "
+            f"memloc: no summary tables in {summary}: run snakemake first "
             f"(e.g. `snakemake --cores 2`), then `memloc summary {results}`.",
             file=sys.stderr,
         )

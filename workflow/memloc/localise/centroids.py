@@ -24,7 +24,6 @@ either class) is skipped with a log line. "Clean" means neither noisy nor in the
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ log = logging.getLogger("memloc.localise.centroids")
 
 GROUPS = ("clean_a", "noisy", "clean_b")
 LOW_Q, HIGH_Q = 12.5, 87.5
+CHUNK = 4096  # examples per step when averaging / projecting (bounds memory on large data sets)
 
 DEFAULTS: dict[str, Any] = {
     "max_pairs": None,
@@ -55,15 +55,38 @@ DEFAULTS: dict[str, Any] = {
 def project(x: np.ndarray, c_a: np.ndarray, c_b: np.ndarray) -> np.ndarray:
     """Positions of ``x`` (``[..., d]``) on the line through ``c_a`` (0) and ``c_b`` (1).
 
-    Broadcasts over leading dimensions, e.g. ``x [n, layers, d]`` with ``c [layers, d]``. NaN where
-    the two centroids coincide.
+    ``t(x) = (x - c_a) . (c_b - c_a) / |c_b - c_a|^2``, computed in the precision of ``x``
+    (at least float32) after centring on ``c_a``. Broadcasts over leading dimensions, e.g.
+    ``x [n, layers, d]`` with centroids ``[layers, d]``. NaN where the two centroids coincide.
     """
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(x)
+    dtype = np.result_type(x.dtype, np.float32)
     c_a = np.asarray(c_a, dtype=np.float64)
     axis = np.asarray(c_b, dtype=np.float64) - c_a
     sq = (axis * axis).sum(-1)
+    dots = np.einsum("...d,...d->...", x.astype(dtype, copy=False) - c_a.astype(dtype), axis.astype(dtype))
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(sq > 0, ((x - c_a) * axis).sum(-1) / sq, np.nan)
+        return np.where(sq > 0, dots.astype(np.float64) / sq, np.nan)
+
+
+def _chunks(idx: np.ndarray, size: int = CHUNK):
+    for start in range(0, len(idx), size):
+        yield idx[start : start + size]
+
+
+def group_mean(states: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Mean ``[L+1, d]`` (float64) of ``states[idx]``, accumulated in chunks."""
+    total = np.zeros(states.shape[1:], dtype=np.float64)
+    for chunk in _chunks(idx):
+        total += states[chunk].sum(0, dtype=np.float64)
+    return total / len(idx)
+
+
+def group_positions(states: np.ndarray, idx: np.ndarray, c_a: np.ndarray, c_b: np.ndarray) -> np.ndarray:
+    """Positions ``[n, L+1]`` of ``states[idx]`` (projected in chunks, bounded memory)."""
+    if len(idx) == 0:
+        return np.empty((0, states.shape[1]))
+    return np.concatenate([project(states[chunk], c_a, c_b) for chunk in _chunks(idx)])
 
 
 def crossing_layer(noisy_mean: np.ndarray) -> float:
@@ -127,6 +150,13 @@ def centroid_analysis(
     memorised = np.asarray(memorised, dtype=bool)
     clean = ~memorised if clean is None else np.asarray(clean, dtype=bool) & ~memorised
     n_layers = states.shape[1]
+    centroid_cache: dict[int, np.ndarray] = {}
+
+    def centroid(c: int, idx: np.ndarray) -> np.ndarray:  # clean centroid of a class, once per class
+        if c not in centroid_cache:
+            centroid_cache[c] = group_mean(states, idx)
+        return centroid_cache[c]
+
     raw_rows: list[pd.DataFrame] = []
     events: list[dict[str, Any]] = []
     for a, b, n_noisy in class_pairs(labels, label_orig, memorised, max_pairs):
@@ -142,11 +172,11 @@ def centroid_analysis(
             log.info("pair %d -> %d skipped: no clean examples of class %s", a, b,
                      a if len(members["clean_a"]) == 0 else b)
             continue
-        c_a = states[members["clean_a"]].astype(np.float64).mean(0)  # [L+1, d]
-        c_b = states[members["clean_b"]].astype(np.float64).mean(0)
+        c_a = centroid(a, members["clean_a"])  # [L+1, d]
+        c_b = centroid(b, members["clean_b"])
         stats = {}
         for group in GROUPS:
-            t = project(states[members[group]], c_a, c_b)  # [n, L+1]
+            t = group_positions(states, members[group], c_a, c_b)  # [n, L+1]
             stats[group] = {
                 "n": len(members[group]),
                 "mean": t.mean(0),

@@ -8,10 +8,10 @@ ones are held out (seeded) and never trained on. Then
 
 - ``a`` = accuracy on the memorised examples with respect to their perturbed labels;
 - ``a_all`` = ``a`` of the window of all L blocks (always trained, even above ``max_window``);
-- ``a' = (a - a_all) / (1 - a_all)`` and ``error = 1 - a'``. The all-blocks window has error 1 by
-  construction: a window that holds the memorisation (retraining it forgets the perturbed labels
-  as thoroughly as retraining everything) scores near 1, a window whose retraining leaves the
-  memorised labels in place (a near 1) scores near 0.
+- ``a' = (a - a_all) / (1 - a_all)`` and ``error = 1 - a'``. By construction the all-blocks
+  window has ``a' = 0``, error 1. A window that holds the memorisation (retraining it forgets the
+  perturbed labels as thoroughly as retraining everything) scores near 1; a window whose
+  retraining leaves the memorised labels in place (``a`` near 1) scores near 0.
 
 Cached prefix (``cache_prefix``, default on). Blocks below the window are frozen and never
 reset for any window starting at ``s``, so their output, the input to block ``s``, is computed
@@ -19,9 +19,10 @@ once per window start for every training and evaluation example and reused by ev
 that start and every epoch; training runs :func:`~memloc.models.blocks.forward_from_block` from
 block ``s``. **The cached prefix (embeddings, their dropout and blocks 1..s-1) runs without
 dropout** (eval mode), while the window, the blocks above it and the head run in train mode with
-dropout as usual (:func:`set_train_modes`). Without ``cache_prefix`` the whole model runs in train
-mode, so the frozen prefix applies dropout as in ordinary fine-tuning. Evaluation runs in eval
-mode and is the same either way.
+dropout as usual (:func:`set_train_modes`; containers such as OPT's decoder are in eval mode too,
+which also turns off OPT's LayerDrop, 0 by default). Without ``cache_prefix`` the whole model
+runs in train mode, so the frozen prefix applies dropout as in ordinary fine-tuning. Evaluation
+runs in eval mode and is the same either way.
 
 The cache holds one hidden state per real token of every example (``sum(lengths) * d`` numbers)
 for one window start at a time; it stays on the training device when it takes under a third of

@@ -15,8 +15,9 @@ No weights are copied. Per batch:
    the twin blocks, the output of ``twin[s..e]`` for every shorter window ``(s, e)``;
 3. each shorter window then runs only the noisy blocks ``e+1..L`` and the head.
 
-For L = 12 this runs L(L+1)(L+2)/6 = 364 block forwards per batch instead of 78 * 12 = 936 for
-copying each window into the model and running it whole (see benchmarks/bench_windows.py).
+For L = 12 this runs L + L(L+1)(L+2)/6 = 12 + 364 block forwards per batch instead of
+78 * 12 = 936 for copying each window into the model and running it whole, or 650 + 12 for one
+mixed-list forward per window (measured in benchmarks/bench_windows.py).
 """
 
 from __future__ import annotations

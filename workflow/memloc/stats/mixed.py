@@ -7,7 +7,9 @@ family as references. Terms with a single level are dropped from the formula.
 
 Fallback (said in ``note``): with fewer than 3 models, or when the mixed fit fails, does not
 converge or is singular (random-intercept variance estimated at ~0), the same fixed effects
-are fitted by OLS with cluster-robust standard errors by model (HC3 when there is one model).
+are fitted by OLS: with cluster-robust standard errors by model when there are 3 or more models;
+with a fixed intercept per model and HC3 errors for 2 models (a cluster-robust covariance from
+2 clusters has rank 1 and gives zero standard errors); with HC3 errors for a single model.
 
 Rows (analysis ``mcog_model``): one per fixed-effect coefficient (``Intercept`` is outside the
 Holm family), ``model variance`` for the random intercept when the mixed model is used, and a
@@ -120,18 +122,27 @@ def mcog_model_rows(
     else:
         reason = f"{n_models} model{'s' if n_models != 1 else ''} (< 3 groups)"
 
-    if n_models >= 2:
+    ols_formula = formula
+    if n_models >= 3:
         cov_type, kwds, how = "cluster", {"groups": pd.factorize(df["model"])[0]}, "cluster-robust SE by model"
+    elif n_models == 2:
+        # A cluster-robust covariance from 2 clusters has rank 1: it returns zero standard errors
+        # and infinite Wald statistics. The two model intercepts become a fixed effect instead.
+        ols_formula = formula.replace("~ 1", "~ model") if not factors else formula + " + model"
+        cov_type, kwds, how = "HC3", {}, "HC3 SE and a fixed intercept per model (2 models: too few clusters for cluster-robust SE)"
     else:
         cov_type, kwds, how = "HC3", {}, "HC3 SE (one model, one cluster)"
     note = f"fallback: OLS with {how}; reason: {reason}{dropped_note}"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fit = smf.ols(formula, df).fit(cov_type=cov_type, cov_kwds=kwds)
+            fit = smf.ols(ols_formula, df).fit(cov_type=cov_type, cov_kwds=kwds)
             conf = fit.conf_int(alpha=1 - confidence)
     except Exception as err:  # noqa: BLE001
         return [row(ANALYSIS, "(none)", n=n, note=f"{note}; OLS failed ({type(err).__name__}: {err})")]
-    rows = _fe_rows(fit.params, fit.bse, fit.pvalues, conf, n, note)
+    if not np.isfinite(fit.df_resid) or fit.df_resid < 1:
+        return [row(ANALYSIS, "(none)", n=n, note=f"{note}; no residual degrees of freedom: not fitted")]
+    keep = [t for t in fit.params.index if not t.startswith("model[")]
+    rows = _fe_rows(fit.params[keep], fit.bse[keep], fit.pvalues[keep], conf.loc[keep], n, note)
     cov = fit.cov_params()
-    return rows + _joint_rows(fit.params, cov, factors, n, note)
+    return rows + _joint_rows(fit.params[keep], cov, factors, n, note)

@@ -1,0 +1,84 @@
+"""Every figure function renders small hand-made tables (and empty ones) to non-empty PDF + PNG."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from memloc import figures as F
+from memloc.figures import style
+from memloc.stats import synthetic as syn
+from memloc.stats.mcog import mcog_table
+from memloc.stats.statistics import statistics_table
+
+
+@pytest.fixture(scope="module", autouse=True)
+def low_dpi():
+    old = style.PNG_DPI
+    style.PNG_DPI = 40
+    yield
+    style.PNG_DPI = old
+
+
+@pytest.fixture(scope="module")
+def single():
+    """The embedded default's shape: one data set, one model, one seed."""
+    t = syn.summary_tables(num_layers=3)
+    t["mcog"] = mcog_table(t["layer_weights"], t["probing"], n_boot=20)
+    t["counterfactual"] = syn.counterfactual_table()
+    t["control"] = syn.control_table(num_layers=3)
+    t["statistics"] = statistics_table(t["mcog"], t["layer_weights"], {}, t["counterfactual"], t["centroid_events"], t["control"])
+    return t
+
+
+def check(stem):
+    for ext, magic in (("pdf", b"%PDF"), ("png", b"\x89PNG")):
+        path = stem.parent / f"{stem.name}.{ext}"
+        assert path.exists() and path.stat().st_size > 500, path
+        assert path.read_bytes()[:4] == magic
+    assert not list(stem.parent.glob(".*tmp*"))  # no temp files left behind
+
+
+PLOTS = {
+    "heatmap": lambda t, s: F.plot_heatmaps(t["heatmaps"], s, technique="swapping"),
+    "weights": lambda t, s: F.plot_layer_weights(t["layer_weights"], s, families={"movies": "sentiment"}),
+    "probing": lambda t, s: F.plot_probing(t["probing"], s),
+    "centroids": lambda t, s: F.plot_centroids(t["centroids"], s, events=t["centroid_events"]),
+    "mcog": lambda t, s: F.plot_mcog(t["mcog"], s),
+    "agreement": lambda t, s: F.plot_agreement(t["statistics"], s, between="technique"),
+    "agreement_models": lambda t, s: F.plot_agreement(t["statistics"], s, between="model"),
+    "control": lambda t, s: F.plot_control(t["control"], s),
+    "generalisation": lambda t, s: F.plot_generalisation(t["mcog"], t["counterfactual"], s),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLOTS))
+def test_figure_single_run(name, single, tmp_path):
+    stem = tmp_path / "figs" / name
+    PLOTS[name](single, stem)
+    check(stem)
+
+
+@pytest.mark.parametrize("name", sorted(PLOTS))
+def test_figure_empty_tables(name, single, tmp_path):
+    empty = {k: v.iloc[0:0] for k, v in single.items()}
+    stem = tmp_path / name
+    PLOTS[name](empty, stem)
+    check(stem)
+
+
+def test_figures_several_datasets_models_seeds(tmp_path):
+    t = syn.summary_tables(datasets=("a", "b"), models=("m1", "m2"), seeds=(1, 2), techniques=("swapping", "gradients"), num_layers=3)
+    mc = mcog_table(t["layer_weights"], n_boot=20)
+    F.plot_mcog(mc, tmp_path / "mcog", datasets=["b", "a"])
+    F.plot_layer_weights(t["layer_weights"], tmp_path / "weights", families={"a": "nlu", "b": "topic"})
+    check(tmp_path / "mcog")
+    check(tmp_path / "weights")
+
+
+def test_dataset_style_is_stable():
+    a = style.dataset_styles(["b"], datasets=["a", "b", "c"])
+    b = style.dataset_styles(["c", "b", "a"], datasets=["a", "b", "c"])
+    assert a["b"] == b["b"]
+    assert len({s["color"] for s in b.values()}) == 3 and len({s["marker"] for s in b.values()}) == 3
+    assert list(style.dataset_styles(["z", "y"])) == ["y", "z"]

@@ -1,0 +1,556 @@
+"""Control models: memorisation forced into two known blocks (DESIGN §4, variant ``control-i-j``).
+
+A control model is two classifiers over ONE stack of transformer blocks:
+
+* the **main** classifier (the model every technique later analyses) trains on the main data
+  set's noisy labels (``label``; the clean twin ``control-i-j-clean`` on ``label_orig``), and its
+  steps update only blocks ``i`` and ``j`` and the main head;
+* the **auxiliary** classifier, a second ``AutoModelForSequenceClassification`` loaded from the same
+  pretrained weights with its own head and the auxiliary data set's number of classes, whose
+  block list is replaced by the main model's (the very same modules), trains on the auxiliary
+  data set's original labels (``label_orig``) at its own learning rate (paper: 5e-6) and updates
+  every block and its head.
+
+Embeddings are frozen in both (they are identical copies of the pretrained embeddings, so they
+need not be shared). Each task has its own AdamW optimiser and linear warm-up/decay schedule over
+its own steps, its own gradient clipping, and its steps touch only its own parameters
+(``requires_grad`` is switched per step, so a main step does not even compute gradients for the
+other blocks). Every epoch runs all main batches and all auxiliary batches, interleaved in an
+order that depends only on (seed, epoch), so a killed job resumes to the same weights.
+
+Outputs are those of :func:`memloc.training.finetune.run_finetune` (``final/``, ``memorised/``,
+``trace.parquet``, ``predictions.parquet``), so every technique runs on control models unchanged;
+each checkpoint directory also holds ``aux_head.safetensors`` (the auxiliary head) and its
+``memloc.json`` records the pair, the auxiliary task and the settings. The ``memorised``
+checkpoint is the first epoch whose main-task train macro-F1 reaches ``memorised_f1``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from memloc import __version__
+from memloc.control.pairs import parse_variant
+from memloc.device import autocast, needs_grad_scaler, select_device, set_determinism
+from memloc.errors import DataError, ModelError
+from memloc.io import atomic_dir, stable_hash, write_parquet
+from memloc.models.blocks import BlockAccess, block_access
+from memloc.models.loading import load_classifier
+from memloc.tokens import TokenSet, load_tokenset
+from memloc.training.batching import train_batches
+from memloc.training.finetune import predictions_table
+from memloc.training.loop import (
+    Settings,
+    _atomic_torch_save,
+    _model_inputs,
+    _Progress,
+    _rng_state,
+    _set_rng_state,
+    linear_schedule,
+    predict_logits,
+    score,
+)
+
+log = logging.getLogger("memloc.control")
+
+MAIN, AUX = "main", "aux"
+AUX_HEAD_FILE = "aux_head.safetensors"
+# Offsets that give the auxiliary head's initialisation and batch order their own streams.
+_AUX_INIT_OFFSET = 7919
+_AUX_ORDER_OFFSET = 104729
+_INTERLEAVE_TAG = 0x63746C
+
+
+@dataclass(frozen=True)
+class ControlSettings:
+    """Options of control training (the config's ``control`` block, as passed to the job).
+
+    ``epochs`` / ``learning_rate`` override the model's training settings for the main task
+    (``None``: the model's own); the auxiliary task trains at ``auxiliary_learning_rate`` with the
+    same batch size, warm-up share, clipping and weight decay. ``auxiliary_max_train_examples``
+    caps the auxiliary training examples (a seeded subsample) and so its share of each epoch.
+    """
+
+    auxiliary_learning_rate: float = 5e-6
+    auxiliary_max_train_examples: int | None = None
+    epochs: int | None = None
+    learning_rate: float | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "ControlSettings":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (d or {}).items() if k in names})
+
+    def main_settings(self, settings: Settings) -> Settings:
+        """The model's training settings with this block's overrides applied."""
+        changes = {}
+        if self.epochs is not None:
+            changes["epochs"] = int(self.epochs)
+        if self.learning_rate is not None:
+            changes["learning_rate"] = float(self.learning_rate)
+        return replace(settings, **changes) if changes else settings
+
+
+# --------------------------------------------------------------------------- the two-headed model
+
+
+def share_blocks(main, aux) -> None:
+    """Make ``aux`` run the main model's block modules (the same ``nn.ModuleList`` object)."""
+    ma, aa = block_access(main), block_access(aux)
+    if ma.family != aa.family or ma.num_layers != aa.num_layers:
+        raise ModelError(
+            f"control: main ({ma.family}, {ma.num_layers} blocks) and auxiliary ({aa.family}, "
+            f"{aa.num_layers} blocks) classifiers differ in architecture"
+        )
+    setattr(aa.blocks_parent, aa.blocks_attr, ma.blocks)
+
+
+class ControlModel:
+    """A main and an auxiliary classifier sharing their blocks; the main task trains ``pair`` only.
+
+    Build it from two classifiers loaded from the same pretrained weights (the auxiliary one with
+    its own number of labels); the auxiliary model's own blocks are replaced by the main model's.
+    """
+
+    def __init__(self, main, aux, pair: tuple[int, int]):
+        share_blocks(main, aux)
+        self.main, self.aux = main, aux
+        self.main_access: BlockAccess = block_access(main)
+        self.aux_access: BlockAccess = block_access(aux)
+        L = self.main_access.num_layers
+        i, j = int(pair[0]), int(pair[1])
+        if not 1 <= i < j <= L:
+            raise ModelError(f"control pair {i}-{j} outside the model's blocks 1..{L} (need i < j)")
+        self.pair = (i, j)
+
+    @property
+    def num_layers(self) -> int:
+        return self.main_access.num_layers
+
+    def main_parameters(self) -> list[torch.nn.Parameter]:
+        """What a main-task step updates: blocks i and j and the main head."""
+        i, j = self.pair
+        return self.main_access.block_parameters(i) + self.main_access.block_parameters(j) + self.main_access.head_parameters()
+
+    def aux_parameters(self) -> list[torch.nn.Parameter]:
+        """What an auxiliary step updates: every (shared) block and the auxiliary head."""
+        blocks = [p for b in range(1, self.num_layers + 1) for p in self.aux_access.block_parameters(b)]
+        return blocks + self.aux_access.head_parameters()
+
+    def parameters_of(self, task: str) -> list[torch.nn.Parameter]:
+        return self.main_parameters() if task == MAIN else self.aux_parameters()
+
+    def model_of(self, task: str):
+        return self.main if task == MAIN else self.aux
+
+    def set_trainable(self, task: str | None) -> None:
+        """Gradients only for ``task``'s parameters (``None``: for nothing)."""
+        wanted = set() if task is None else {id(p) for p in self.parameters_of(task)}
+        for model in (self.main, self.aux):
+            for p in model.parameters():
+                p.requires_grad_(id(p) in wanted)
+
+    def to(self, device) -> "ControlModel":
+        self.main.to(device)
+        self.aux.to(device)
+        return self
+
+    def train(self) -> None:
+        self.main.train()
+        self.aux.train()
+
+    # The auxiliary head (every auxiliary parameter or buffer outside embeddings and blocks).
+    def aux_head_state(self) -> dict[str, torch.Tensor]:
+        skip = {id(p) for p in self.aux_access.embedding_parameters()}
+        skip.update(id(p) for p in self.aux_access.blocks.parameters())
+        skip.update(id(b) for b in self.aux_access.blocks.buffers())
+        for module in self.aux_access.embeddings:
+            skip.update(id(b) for b in module.buffers())
+        out = {}
+        for name, t in list(self.aux.named_parameters()) + list(self.aux.named_buffers()):
+            if id(t) not in skip:
+                out[name] = t.detach().cpu().clone().contiguous()
+        return out
+
+    def load_aux_head_state(self, state: dict[str, torch.Tensor]) -> None:
+        own = dict(self.aux.named_parameters())
+        own.update(dict(self.aux.named_buffers()))
+        with torch.no_grad():
+            for name, value in state.items():
+                if name not in own:
+                    raise ModelError(f"auxiliary head state has unknown entry {name!r}")
+                own[name].copy_(value.to(own[name].device))
+
+
+def load_control_model(pretrained_dir: str | Path, n_main: int, n_aux: int, pair: tuple[int, int], seed: int) -> ControlModel:
+    """Main classifier (head seeded exactly like ``finetune``'s) plus an auxiliary one, sharing blocks."""
+    main = load_classifier(pretrained_dir, num_labels=n_main, seed=seed)
+    aux = load_classifier(pretrained_dir, num_labels=n_aux, seed=seed + _AUX_INIT_OFFSET)
+    return ControlModel(main, aux, pair)
+
+
+# --------------------------------------------------------------------------- batches and steps
+
+
+def control_batches(
+    main_lengths: np.ndarray, aux_lengths: np.ndarray, batch_size: int, seed: int, epoch: int, bucket: bool = True
+) -> list[tuple[str, np.ndarray]]:
+    """One epoch: every main and every auxiliary batch, shuffled together; depends only on (seed, epoch).
+
+    Within each task the batch order is :func:`memloc.training.batching.train_batches`' (the
+    auxiliary task on its own seed stream); the interleaving is a seeded random permutation of
+    the task labels.
+    """
+    main = train_batches(main_lengths, batch_size, seed, epoch, bucket)
+    aux = train_batches(aux_lengths, batch_size, seed + _AUX_ORDER_OFFSET, epoch, bucket) if len(aux_lengths) else []
+    tasks = np.array([0] * len(main) + [1] * len(aux), dtype=np.int8)
+    tasks = tasks[np.random.default_rng([int(seed), int(epoch), _INTERLEAVE_TAG]).permutation(len(tasks))]
+    it_main, it_aux = iter(main), iter(aux)
+    return [(MAIN, next(it_main)) if t == 0 else (AUX, next(it_aux)) for t in tasks]
+
+
+@dataclass
+class TaskOptim:
+    """Optimiser, schedule and (fp16) grad scaler of one task."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler | None
+    params: list[torch.nn.Parameter]
+    max_grad_norm: float
+
+    def state_dict(self) -> dict:
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+
+
+def make_task_optim(
+    params: list[torch.nn.Parameter], lr: float, settings: Settings, total_steps: int, device: torch.device
+) -> TaskOptim:
+    """AdamW (decay on matrices only, as in ``fit``) with linear warm-up and decay over ``total_steps``."""
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr
+    )
+    scheduler = linear_schedule(optimizer, math.ceil(settings.warmup_ratio * total_steps), max(1, total_steps))
+    scaler = torch.amp.GradScaler("cuda") if needs_grad_scaler(device, settings.precision) else None
+    return TaskOptim(optimizer, scheduler, scaler, params, settings.max_grad_norm)
+
+
+def task_step(cm: ControlModel, task: str, batch: dict[str, torch.Tensor], optim: TaskOptim, device: torch.device, precision: str = "fp32") -> float:
+    """One optimiser step of ``task`` on a collated batch; only ``task``'s parameters change."""
+    cm.set_trainable(task)
+    model = cm.model_of(task)
+    labels = batch["labels"].to(device)
+    with autocast(device, precision):
+        logits = model(**_model_inputs(batch, device)).logits
+    loss = torch.nn.functional.cross_entropy(logits.float(), labels)
+    optim.optimizer.zero_grad(set_to_none=True)
+    if optim.scaler is not None:
+        optim.scaler.scale(loss).backward()
+        optim.scaler.unscale_(optim.optimizer)
+        torch.nn.utils.clip_grad_norm_(optim.params, optim.max_grad_norm)
+        optim.scaler.step(optim.optimizer)
+        optim.scaler.update()
+    else:
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(optim.params, optim.max_grad_norm)
+        optim.optimizer.step()
+    optim.scheduler.step()
+    optim.optimizer.zero_grad(set_to_none=True)
+    return float(loss.detach())
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+@dataclass
+class ControlFitResult:
+    trace: pd.DataFrame
+    memorised_epoch: int
+    memorised_reached: bool
+    memorised_state: dict[str, dict[str, torch.Tensor]]  # {"main": state_dict, "aux_head": ...}
+
+
+def _snapshot(cm: ControlModel) -> dict[str, dict[str, torch.Tensor]]:
+    return {
+        "main": {k: v.detach().cpu().clone() for k, v in cm.main.state_dict().items()},
+        "aux_head": cm.aux_head_state(),
+    }
+
+
+def fit_control(
+    cm: ControlModel,
+    main_train: TokenSet,
+    aux_train: TokenSet,
+    settings: Settings,
+    control: ControlSettings,
+    seed: int,
+    device: torch.device,
+    n_main: int,
+    n_aux: int,
+    eval_sets: dict[str, TokenSet] | None = None,
+    aux_eval_sets: dict[str, TokenSet] | None = None,
+    train_groups: dict[str, np.ndarray] | None = None,
+    work_dir: str | Path | None = None,
+    batch_fn: Callable[[int, int], list[tuple[str, np.ndarray]]] | None = None,
+) -> ControlFitResult:
+    """Train a control model for ``settings.epochs`` epochs (``settings`` already holds any
+    control overrides, see :meth:`ControlSettings.main_settings`).
+
+    Trace splits: ``train`` (+ ``train_groups``, e.g. ``train_noisy``/``train_clean``) and
+    ``eval_sets`` for the main task; ``aux_train`` and ``aux_eval_sets`` (e.g. ``aux_validation``)
+    for the auxiliary task; a ``task`` column says which. ``work_dir`` holds the resume state.
+    ``batch_fn(seed, epoch)`` overrides :func:`control_batches` (tests).
+    """
+    eval_sets, aux_eval_sets, train_groups = eval_sets or {}, aux_eval_sets or {}, train_groups or {}
+    cm.to(device)
+    cm.set_trainable(None)
+
+    def batches_for(epoch: int) -> list[tuple[str, np.ndarray]]:
+        if batch_fn is not None:
+            return batch_fn(seed, epoch)
+        return control_batches(main_train.lengths, aux_train.lengths, settings.batch_size, seed, epoch, settings.length_buckets)
+
+    first = batches_for(1)
+    n_main_steps = sum(1 for t, _ in first if t == MAIN)
+    n_aux_steps = len(first) - n_main_steps
+    optims = {
+        MAIN: make_task_optim(cm.main_parameters(), settings.learning_rate, settings, n_main_steps * settings.epochs, device),
+        AUX: make_task_optim(cm.aux_parameters(), control.auxiliary_learning_rate, settings, n_aux_steps * settings.epochs, device),
+    }
+    data = {MAIN: main_train, AUX: aux_train}
+
+    run_key = stable_hash(
+        {
+            "settings": asdict(settings),
+            "control": asdict(control),
+            "pair": cm.pair,
+            "seed": seed,
+            "n": [len(main_train), len(aux_train)],
+            "ids": [main_train.example_ids[:50].tolist(), aux_train.example_ids[:50].tolist()],
+        }
+    )
+    rows: list[dict] = []
+    memorised_epoch, memorised_state = 0, None
+    start_epoch = 1
+    work = Path(work_dir) if work_dir else None
+    state_path = work / "state.pt" if work else None
+    if state_path is not None and state_path.exists():
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        if state.get("run_key") == run_key:
+            cm.main.load_state_dict(state["main"])
+            cm.load_aux_head_state(state["aux_head"])
+            for task, optim in optims.items():
+                optim.load_state_dict(state["optim"][task])
+            _set_rng_state(state["rng"])
+            rows = state["trace"]
+            memorised_epoch = state["memorised_epoch"]
+            if memorised_epoch:
+                memorised_state = torch.load(work / "memorised.pt", map_location="cpu", weights_only=True)
+            start_epoch = state["epoch"] + 1
+            log.info("resuming from the end of epoch %d (%s)", state["epoch"], state_path)
+        else:
+            log.info("ignoring resume state from a different run in %s", state_path)
+
+    for epoch in range(start_epoch, settings.epochs + 1):
+        cm.train()
+        t0 = time.perf_counter()
+        batches = batches_for(epoch)
+        progress = _Progress(epoch, settings.epochs, len(batches))
+        for k, (task, idx) in enumerate(batches):
+            loss = task_step(cm, task, data[task].collate(idx), optims[task], device, settings.precision)
+            progress.step(k, loss, len(idx))
+        cm.set_trainable(None)
+        train_seconds = time.perf_counter() - t0
+
+        logits = predict_logits(cm.main, main_train, settings.eval_batch_size, device, settings.precision)
+        epoch_rows = [{"epoch": epoch, "split": "train", "task": MAIN, **score(logits, main_train.labels, n_main)}]
+        for name, mask in train_groups.items():
+            epoch_rows.append({"epoch": epoch, "split": name, "task": MAIN, **score(logits[mask], main_train.labels[mask], n_main)})
+        for name, ds in eval_sets.items():
+            lg = predict_logits(cm.main, ds, settings.eval_batch_size, device, settings.precision)
+            epoch_rows.append({"epoch": epoch, "split": name, "task": MAIN, **score(lg, ds.labels, n_main)})
+        for name, ds in {"aux_train": aux_train, **aux_eval_sets}.items():
+            lg = predict_logits(cm.aux, ds, settings.eval_batch_size, device, settings.precision)
+            epoch_rows.append({"epoch": epoch, "split": name, "task": AUX, **score(lg, ds.labels, n_aux)})
+        for r in epoch_rows:
+            r["seconds"] = train_seconds
+        rows.extend(epoch_rows)
+        train_f1 = epoch_rows[0]["macro_f1"]
+        log.info(
+            "epoch %d/%d done in %.1fs: "
+            + "  ".join(f"{r['split']} loss {r['loss']:.4f} acc {r['accuracy']:.4f} f1 {r['macro_f1']:.4f}" for r in epoch_rows),
+            epoch, settings.epochs, train_seconds,
+        )
+        if not memorised_epoch and train_f1 >= settings.memorised_f1:
+            memorised_epoch = epoch
+            memorised_state = _snapshot(cm)
+            log.info("main-task train macro-F1 %.4f >= %.3f: epoch %d is the memorised checkpoint", train_f1, settings.memorised_f1, epoch)
+            if work is not None:
+                work.mkdir(parents=True, exist_ok=True)
+                _atomic_torch_save(memorised_state, work / "memorised.pt")
+        if state_path is not None and epoch < settings.epochs:
+            work.mkdir(parents=True, exist_ok=True)
+            _atomic_torch_save(
+                {
+                    "run_key": run_key,
+                    "epoch": epoch,
+                    "main": cm.main.state_dict(),
+                    "aux_head": cm.aux_head_state(),
+                    "optim": {task: optim.state_dict() for task, optim in optims.items()},
+                    "rng": _rng_state(),
+                    "trace": rows,
+                    "memorised_epoch": memorised_epoch,
+                },
+                state_path,
+            )
+
+    reached = bool(memorised_epoch)
+    if not reached:
+        memorised_epoch = settings.epochs
+        memorised_state = _snapshot(cm)
+        log.warning(
+            "main-task train macro-F1 never reached %.3f; the memorised checkpoint is the final epoch (flagged in the trace)",
+            settings.memorised_f1,
+        )
+    trace = pd.DataFrame(rows)
+    trace["memorised_epoch"] = trace["epoch"] == memorised_epoch
+    trace["memorised_reached"] = reached
+    return ControlFitResult(trace, memorised_epoch, reached, memorised_state)
+
+
+# --------------------------------------------------------------------------- the job
+
+
+def save_control_checkpoint(cm: ControlModel, path: Path, info: dict) -> None:
+    """The main classifier as ``save_pretrained`` writes it (loadable by ``load_classifier``),
+    plus ``aux_head.safetensors`` and ``memloc.json``, replaced atomically."""
+    from safetensors.torch import save_file
+
+    with atomic_dir(path) as tmp:
+        cm.main.save_pretrained(tmp, safe_serialization=True)
+        save_file(cm.aux_head_state(), str(tmp / AUX_HEAD_FILE), metadata={"memloc": json.dumps(info, default=str)})
+        (tmp / "memloc.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+
+
+def load_aux_head(checkpoint_dir: str | Path) -> dict[str, torch.Tensor]:
+    """The auxiliary head saved with a control checkpoint."""
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(checkpoint_dir) / AUX_HEAD_FILE))
+
+
+def _n_classes(examples: pd.DataFrame) -> int:
+    return int(max(examples["label"].max(), examples["label_orig"].max()) + 1)
+
+
+def auxiliary_train_rows(aux_examples: pd.DataFrame, max_examples: int | None, seed: int) -> pd.DataFrame:
+    """The auxiliary training examples, subsampled (seeded, order kept) to ``max_examples``."""
+    train = aux_examples[aux_examples["split"] == "train"].reset_index(drop=True)
+    if train.empty:
+        raise DataError("control: the auxiliary data set has no training examples")
+    if max_examples is not None and len(train) > max_examples:
+        keep = np.sort(np.random.default_rng([int(seed), _AUX_ORDER_OFFSET]).choice(len(train), int(max_examples), replace=False))
+        train = train.iloc[keep].reset_index(drop=True)
+    return train
+
+
+def run_control(
+    examples_path: str,
+    tokens_path: str,
+    aux_examples_path: str,
+    aux_tokens_path: str,
+    pretrained_dir: str,
+    variant: str,
+    seed: int,
+    settings: Settings,
+    control: ControlSettings,
+    out_dir: str,
+    work_dir: str,
+    provenance: dict | None = None,
+) -> ControlFitResult:
+    """Train one control model (``control-i-j`` or its twin ``control-i-j-clean``) and write the
+    outputs of ``finetune``: ``final/``, ``memorised/``, ``trace.parquet``, ``predictions.parquet``."""
+    i, j, clean = parse_variant(variant)
+    out_dir, work_dir = Path(out_dir), Path(work_dir)
+    settings = control.main_settings(settings)
+    if not settings.freeze_embeddings:
+        log.warning("control models always freeze the embeddings (training.freeze_embeddings=false is ignored here)")
+
+    examples = pd.read_parquet(examples_path)
+    n_main = _n_classes(examples)
+    label_col = "label_orig" if clean else "label"
+    sets = {s: load_tokenset(tokens_path, examples[examples["split"] == s], label_col) for s in ("train", "validation", "test")}
+    is_noisy = {s: examples.loc[examples["split"] == s, "is_noisy"].to_numpy() for s in sets}
+
+    aux_examples = pd.read_parquet(aux_examples_path)
+    n_aux = _n_classes(aux_examples)
+    aux_train = load_tokenset(aux_tokens_path, auxiliary_train_rows(aux_examples, control.auxiliary_max_train_examples, seed), "label_orig")
+    aux_val_rows = aux_examples[aux_examples["split"] == "validation"]
+    aux_eval = {"aux_validation": load_tokenset(aux_tokens_path, aux_val_rows, "label_orig")} if len(aux_val_rows) else {}
+
+    set_determinism(seed, settings.deterministic)
+    device = select_device(settings.device)
+    cm = load_control_model(pretrained_dir, n_main, n_aux, (i, j), seed)
+    torch.manual_seed(seed)  # dropout stream independent of how many heads were initialised
+    log.info(
+        "control %s (blocks %d and %d, %s labels) seed=%d: main %s with %d train examples, %d classes; "
+        "auxiliary %s with %d train examples, %d classes, lr %.3g; device %s",
+        variant, i, j, label_col, seed, examples_path, len(sets["train"]), n_main,
+        aux_examples_path, len(aux_train), n_aux, control.auxiliary_learning_rate, device,
+    )
+    noisy_mask = is_noisy["train"]
+    result = fit_control(
+        cm, sets["train"], aux_train, settings, control, seed, device, n_main, n_aux,
+        eval_sets={"validation": sets["validation"]},
+        aux_eval_sets=aux_eval,
+        train_groups={"train_noisy": noisy_mask, "train_clean": ~noisy_mask},
+        work_dir=work_dir,
+    )
+    info = {
+        "variant": variant,
+        "seed": seed,
+        "control_pair": [i, j],
+        "control_clean_twin": clean,
+        "trained_labels": label_col,
+        "auxiliary_examples": str(aux_examples_path),
+        "auxiliary_num_labels": n_aux,
+        "memorised_epoch": result.memorised_epoch,
+        "memorised_reached": result.memorised_reached,
+        "epochs": settings.epochs,
+        "memloc_version": __version__,
+        **(provenance or {}),
+    }
+    meta = {**info, "settings": asdict(settings), "control": asdict(control)}
+    preds = [predictions_table(cm.main, sets, settings, device, "final", is_noisy)]
+    save_control_checkpoint(cm, out_dir / "final", {**info, "checkpoint": "final"})
+    cm.main.load_state_dict(result.memorised_state["main"])
+    cm.load_aux_head_state(result.memorised_state["aux_head"])
+    preds.append(predictions_table(cm.main, sets, settings, device, "memorised", is_noisy))
+    save_control_checkpoint(cm, out_dir / "memorised", {**info, "checkpoint": "memorised"})
+    write_parquet(pd.concat(preds, ignore_index=True), out_dir / "predictions.parquet", metadata=meta)
+    write_parquet(result.trace, out_dir / "trace.parquet", metadata=meta)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    return result
