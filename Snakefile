@@ -56,6 +56,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/counterfactual.smk"
+include: "workflow/rules/localise.smk"
 
 
 rule all:
@@ -70,4 +71,5 @@ rule all:
             seed=SEEDS,
         ),
         counterfactual_targets(DATASETS, MODELS),
+        localisation_targets(),
     default_target: True

@@ -124,7 +124,7 @@ def _control_section(summary: Path, out) -> None:
         g = df[df["technique"] == t]
         row = {"technique": t, "acc@1": _fmt(g["acc_at_1"].mean()), "acc@2": _fmt(g.get("acc_at_2", pd.Series(dtype=float)).mean())}
         row["chance"] = _fmt(g["chance"].mean()) if "chance" in g else "-"
-        row["runs"] = str(len(g))
+        row["runs"] = str(int(pd.to_numeric(g["acc_at_1"], errors="coerce").notna().sum()))
         if pvals:
             row["p (binomial)"] = _fmt(pvals.get(t, float("nan")), 3)
         rows.append(row)

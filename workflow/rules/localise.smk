@@ -25,8 +25,10 @@ def technique_settings(technique):
 
 
 def twin_variant(wildcards):
-    """The clean donor of a variant: `clean` for `noisy`."""
-    return "clean"
+    """The clean donor of a variant: `clean` for `noisy`, `control-i-j-clean` for `control-i-j`."""
+    from memloc.control.pairs import twin_of
+
+    return twin_of(wildcards.variant)
 
 
 def loc_outputs(technique):
@@ -47,6 +49,7 @@ rule swapping:
     input:
         examples=f"{RESULTS}/data/{{dataset}}.parquet",
         tokens=f"{RESULTS}/tokens/{{dataset}}/{{model}}.parquet",
+        memorised=memorised_set_file,
         model=f"{MODEL_DIR}/{LOC['checkpoint']}",
         twin=lambda wc: f"{RESULTS}/models/{wc.dataset}/{wc.model}/{twin_variant(wc)}/seed{wc.seed}/{LOC['checkpoint']}",
     output:
@@ -74,6 +77,7 @@ rule retraining:
     input:
         examples=f"{RESULTS}/data/{{dataset}}.parquet",
         tokens=f"{RESULTS}/tokens/{{dataset}}/{{model}}.parquet",
+        memorised=memorised_set_file,
         model=f"{MODEL_DIR}/{LOC['checkpoint']}",
         pretrained=f"{RESULTS}/pretrained/{{model}}",
     output:
@@ -101,6 +105,7 @@ rule gradients:
     input:
         examples=f"{RESULTS}/data/{{dataset}}.parquet",
         tokens=f"{RESULTS}/tokens/{{dataset}}/{{model}}.parquet",
+        memorised=memorised_set_file,
         model=f"{MODEL_DIR}/memorised",
         frozen=f"{RESULTS}/models/{{dataset}}/{{model}}/frozen/seed{{seed}}/memorised",
     output:
@@ -128,6 +133,7 @@ rule probing:
     input:
         examples=f"{RESULTS}/data/{{dataset}}.parquet",
         tokens=f"{RESULTS}/tokens/{{dataset}}/{{model}}.parquet",
+        memorised=memorised_set_file,
         model=f"{MODEL_DIR}/{LOC['checkpoint']}",
         frozen=f"{RESULTS}/models/{{dataset}}/{{model}}/frozen/seed{{seed}}/{LOC['checkpoint']}",
     output:
@@ -155,6 +161,7 @@ rule centroids:
     input:
         examples=f"{RESULTS}/data/{{dataset}}.parquet",
         tokens=f"{RESULTS}/tokens/{{dataset}}/{{model}}.parquet",
+        memorised=memorised_set_file,
         model=f"{MODEL_DIR}/{LOC['checkpoint']}",
     output:
         raw=ensure(f"{RESULTS}/localisation/centroids/{{dataset}}/{{model}}/{{variant}}/seed{{seed}}.parquet", non_empty=True),

@@ -3,7 +3,7 @@
 # these tables, so a plotting change never re-runs an aggregation.
 #
 # Optional inputs follow the config: probing, centroids (LOC["techniques"]), control accuracy
-# (when control models are configured, see stats_use_control) and counterfactual summaries
+# (when control.smk's control_enabled() is true) and counterfactual summaries
 # (STATS_COUNTERFACTUAL). Analysis constants come from config["stats"] when the schema offers
 # it, else the defaults below.
 
@@ -23,31 +23,34 @@ def stats_families():
     return {d: mconf.dataset_spec(config, d).get("family", "other") for d in DATASETS}
 
 
-def stats_control_variants():
-    """Control variants (control-i-j) the run asks for: from `control_variants()` when the
-    control rules define it, else none."""
-    hook = globals().get("control_variants")
-    return [v for v in (hook() if callable(hook) else []) if v != "noisy"]
-
-
 def stats_use_control():
-    return bool(stats_control_variants())
+    """Control accuracy joins the statistics when control.smk's `control_enabled()` says so."""
+    hook = globals().get("control_enabled")
+    return bool(hook()) if callable(hook) else False
 
 
-def stats_variants():
-    return ["noisy"] + stats_control_variants()
+def stats_control_files(techniques, suffix):
+    """Per-run files of the control models (exact per-model pairs, from control.smk's
+    `control_localisation_files`) for the techniques the control block runs."""
+    hook = globals().get("control_localisation_files")
+    if not stats_use_control() or not callable(hook):
+        return []
+    control_techniques = globals().get("CONTROL", {}).get("techniques", techniques)
+    chosen = [t for t in techniques if t in control_techniques]
+    return list(hook(chosen, suffix)) if chosen else []
 
 
-def stats_run_files(techniques, suffix, variants=None):
-    """Per-run localisation files of `techniques` over the run's grid."""
-    return expand(
-        f"{RESULTS}/localisation/{{technique}}/{{dataset}}/{{model}}/{{variant}}/seed{{seed}}{suffix}",
+def stats_run_files(techniques, suffix):
+    """Per-run localisation files of `techniques`: the noisy models over the run's grid, plus
+    the control models when control is enabled."""
+    noisy = expand(
+        f"{RESULTS}/localisation/{{technique}}/{{dataset}}/{{model}}/noisy/seed{{seed}}{suffix}",
         technique=techniques,
         dataset=DATASETS,
         model=MODELS,
-        variant=stats_variants() if variants is None else variants,
         seed=SEEDS,
     )
+    return noisy + stats_control_files(techniques, suffix)
 
 
 def stats_optional(wildcards):

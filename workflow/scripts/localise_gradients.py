@@ -12,6 +12,7 @@ run_gradients(
     model_dir=snakemake.input.model,
     frozen_dir=snakemake.input.frozen,
     settings=dict(snakemake.params.settings),
+    memorised=snakemake.input.get("memorised"),
     raw_path=snakemake.output.raw,
     weights_path=snakemake.output.weights,
 )

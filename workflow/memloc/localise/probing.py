@@ -23,9 +23,9 @@ probes' own mean losses, so each probe's gradient is its own, and AdamW (element
 decay included) updates each probe exactly as if it were trained alone. A probe's initialisation
 depends on (probe seed, feature set, run seed) and its batch order on (probe seed, epoch, run
 seed): every layer of one seed sees the same split and the same batches, and without dropout a
-probe's result does not depend on which others train beside it (only the dropout masks come from
-one shared seeded generator). The splits have the same size for every seed
-(stratified counts depend on the class counts only), so the probes step in lockstep.
+probe's result does not depend on which others train beside it (the dropout masks come from one
+seeded generator of their own; torch's global RNG is left alone). The splits have the same size
+for every seed (stratified counts depend on the class counts only), so the probes step in lockstep.
 """
 
 from __future__ import annotations
@@ -122,8 +122,12 @@ def binary_f1_rows(y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
 class _ProbeStack:
     """P independent MLPs ``d -> h -> h -> 2`` (GELU, dropout) held as batched tensors."""
 
-    def __init__(self, seeds: Sequence[int], d: int, h: int, dropout: float, device: torch.device):
+    def __init__(
+        self, seeds: Sequence[int], d: int, h: int, dropout: float, device: torch.device, dropout_seed: int = 0
+    ):
         self.dropout = float(dropout)
+        # Dropout masks come from a generator of their own: the global RNG is left alone.
+        self.generator = torch.Generator(device=device).manual_seed(int(dropout_seed))
         shapes = [(d, h), (h,), (h, h), (h,), (h, 2), (2,)]
         fan_ins = [d, d, h, h, h, h]
         tensors: list[list[torch.Tensor]] = [[] for _ in shapes]
@@ -135,12 +139,16 @@ class _ProbeStack:
                 tensors[k].append((torch.rand(shape, generator=g) * 2 - 1) * bound)
         self.params = [torch.stack(t).to(device).requires_grad_(True) for t in tensors]
 
+    def _dropout(self, h: torch.Tensor, train: bool) -> torch.Tensor:
+        if not train or self.dropout == 0.0:
+            return h
+        keep = torch.rand(h.shape, generator=self.generator, device=h.device) >= self.dropout
+        return h * keep / (1.0 - self.dropout)
+
     def __call__(self, x: torch.Tensor, train: bool) -> torch.Tensor:
         w1, b1, w2, b2, w3, b3 = self.params
-        h = F.gelu(torch.baddbmm(b1[:, None, :], x, w1))
-        h = F.dropout(h, self.dropout, training=train)
-        h = F.gelu(torch.baddbmm(b2[:, None, :], h, w2))
-        h = F.dropout(h, self.dropout, training=train)
+        h = self._dropout(F.gelu(torch.baddbmm(b1[:, None, :], x, w1)), train)
+        h = self._dropout(F.gelu(torch.baddbmm(b2[:, None, :], h, w2)), train)
         return torch.baddbmm(b3[:, None, :], h, w3)
 
 
@@ -208,10 +216,9 @@ def train_probes(
     counts = torch.stack([(y_train == 0).sum(1), (y_train == 1).sum(1)], 1).double()
     class_w = (n_train / (2 * counts.clamp(min=1))).float()  # [P, 2]
 
-    torch.manual_seed(int(generator_seed))  # dropout masks
     stack = _ProbeStack(
         [_init_seed(s, f, generator_seed) for s, f in zip(probe_seeds, feature_index)],
-        d, hidden_size, dropout, device,
+        d, hidden_size, dropout, device, dropout_seed=generator_seed,
     )
     opt = torch.optim.AdamW(stack.params, lr=learning_rate, weight_decay=weight_decay)
     seed_list = list(dict.fromkeys(probe_seeds))
