@@ -57,6 +57,8 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/counterfactual.smk"
 include: "workflow/rules/localise.smk"
+include: "workflow/rules/stats.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:
@@ -72,4 +74,6 @@ rule all:
         ),
         counterfactual_targets(DATASETS, MODELS),
         localisation_targets(),
+        stats_targets(),
+        figure_targets(),
     default_target: True

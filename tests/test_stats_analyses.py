@@ -186,3 +186,27 @@ def test_statistics_table_on_the_embedded_default_shape():
     assert (missing["note"].str.len() > 0).all()
     # per-layer technique agreement is computable from one run (L = 4 layers)
     assert st[st["analysis"] == "agreement_technique_weights_pearson"]["estimate"].notna().all()
+
+
+def test_generalisation_centroid_crossing_uses_pair_rows():
+    from memloc.stats.generalisation import measures
+
+    ev = pd.DataFrame(
+        dict(dataset="d", model="m", variant="noisy", seed=1, scope=["pair", "pair", "pair", "mean"],
+             class_a=[0, 1, 2, None], class_b=[1, 0, 0, None], crossing_layer=[2.0, 4.0, np.nan, 99.0],
+             initiation_layer=np.nan)
+    )
+    m = measures(mcog_rows([("swapping", "d", "m", 5.0)]), None, ev)
+    cross = m[m["measure"] == "centroid_crossing"]["value"]
+    assert cross.tolist() == [3.0]  # pairs 2 and 4; the never-crossing pair and the mean row left out
+
+
+def test_mixed_model_falls_back_without_model_variance():
+    """No random-intercept variance: the mixed fit is singular or fails, and OLS with
+    cluster-robust errors by model takes over."""
+    rng = np.random.default_rng(1)
+    recs = [(t, f"d{i}", f"m{k}", 5 + s + rng.normal(0, 0.1))
+            for k in range(4) for i in range(5) for t, s in (("swapping", 0.0), ("probing", 0.5))]
+    st = finalize(mcog_model_rows(mcog_rows(recs), {})).set_index("term")
+    assert st["note"].str.contains("fallback: OLS with cluster-robust SE by model").all()
+    assert st.loc["technique[T.probing]", "estimate"] == pytest.approx(0.5, abs=0.05)

@@ -39,6 +39,8 @@ def plot_centroids(centroids: pd.DataFrame, stem, events: pd.DataFrame | None = 
             ev = events[(events["dataset"] == dataset) & (events["model"] == model)]
             if "variant" in ev and variant is not None:
                 ev = ev[ev["variant"] == variant]
+            if "scope" in ev:
+                ev = ev[ev["scope"] == "pair"]
             cross = pd.to_numeric(ev["crossing_layer"], errors="coerce")
             cross = cross[cross >= 0]
             if len(cross):

@@ -18,7 +18,6 @@ def plot_heatmaps(
 ):
     """One panel per (technique, data set, model): mean error over seeds of windows of size n
     (rows) that contain block l (columns). ``heat`` is ``summary/heatmaps.parquet``."""
-    import matplotlib.pyplot as plt
     import seaborn as sns
 
     style.apply()

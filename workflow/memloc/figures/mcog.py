@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 
 from memloc.figures import style
-
-ALL_SEEDS = -1
+from memloc.stats.mcog import ALL_SEEDS
 
 
 def plot_mcog(mcog: pd.DataFrame, stem, datasets=None, variant: str = "noisy"):

@@ -10,7 +10,8 @@ from memloc.figures import style
 def plot_probing(probing: pd.DataFrame, stem, datasets=None, variant: str = "noisy", score: str = "test_f1"):
     """One panel per (data set, model); mean +- sd of the probe F1 over probe seeds (training
     seeds pooled) at every layer 0..L, for the noisy model (the data set's colour) and the
-    frozen model (grey). ``probing`` is ``summary/probing.parquet``."""
+    frozen model (grey; often probed at layer 1 only, the baseline of layer 1's gain).
+    ``probing`` is ``summary/probing.parquet``."""
     from matplotlib.lines import Line2D
 
     style.apply()
@@ -30,8 +31,13 @@ def plot_probing(probing: pd.DataFrame, stem, datasets=None, variant: str = "noi
             if g.empty:
                 continue
             colour = dstyle[dataset]["color"] if net == "noisy" else style.NETWORK_COLOURS["frozen"]
-            marker = dstyle[dataset]["marker"] if net == "noisy" else "."
-            ax.plot(g["layer"], g["mean"], color=colour, marker=marker, ms=4, lw=1.2, ls="-" if net == "noisy" else "--")
+            # The frozen model is usually probed at layer 1 only (the baseline of layer 1's gain).
+            marker = dstyle[dataset]["marker"] if net == "noisy" else "D"
+            ax.plot(g["layer"], g["mean"], color=colour, marker=marker, ms=4 if net == "noisy" else 5, lw=1.2,
+                    ls="-" if net == "noisy" else "--")
+            if len(g) == 1:
+                ax.errorbar(g["layer"], g["mean"], yerr=g["std"].fillna(0), color=colour, capsize=3, lw=1)
+                continue
             sd = g["std"].fillna(0)
             ax.fill_between(g["layer"], g["mean"] - sd, g["mean"] + sd, color=colour, alpha=0.2, lw=0)
         ax.set_title(style.panel_label(dataset, model))
@@ -39,7 +45,7 @@ def plot_probing(probing: pd.DataFrame, stem, datasets=None, variant: str = "noi
         ax.set_ylabel({"test_f1": "probe test F1", "val_f1": "probe validation F1"}.get(score, score))
     handles = [
         Line2D([], [], color="black", ls="-", label="noisy model"),
-        Line2D([], [], color=style.NETWORK_COLOURS["frozen"], ls="--", label="frozen model"),
+        Line2D([], [], color=style.NETWORK_COLOURS["frozen"], ls="--", marker="D", label="frozen model"),
     ]
     axes[0].legend(handles=handles, fontsize=7, loc="best")
     fig.tight_layout()

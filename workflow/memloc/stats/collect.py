@@ -207,7 +207,7 @@ def collect_probing(paths: Iterable[PathLike]) -> pd.DataFrame:
 
 
 CENTROID_COLUMNS = ["dataset", "model", "variant", "seed", "layer", "group", "mean", "p12_5", "p87_5", "n_pairs"]
-EVENT_COLUMNS = ["dataset", "model", "variant", "seed", "class_a", "class_b", "crossing_layer", "initiation_layer"]
+EVENT_COLUMNS = ["dataset", "model", "variant", "seed", "scope", "class_a", "class_b", "crossing_layer", "initiation_layer"]
 CENTROID_GROUPS = ["clean_a", "noisy", "clean_b"]
 
 
@@ -236,8 +236,12 @@ def collect_centroids(paths: Iterable[PathLike]) -> pd.DataFrame:
 
 
 def centroid_event_frames(items: Iterable[tuple[Mapping, pd.DataFrame]]) -> pd.DataFrame:
+    """Centroid events with identifiers; ``scope`` is "pair" (one class pair) or "mean" (the
+    stage's average over pairs); tables without the column are taken as per-pair rows."""
     frames = []
     for ids, df in items:
+        if "scope" not in df.columns:
+            df = df.assign(scope="pair")
         keep = [c for c in EVENT_COLUMNS[4:] if c in df.columns]
         frames.append(_with_ids(df[keep], {k: ids[k] for k in ("dataset", "model", "variant", "seed")}))
     out = _concat(frames, EVENT_COLUMNS)

@@ -4,8 +4,8 @@ The generalisation score of a (data set, model) is ``mean_generalisation`` of it
 summary. Measures per (data set, model):
 
 - ``mcog[<technique>]``: seed-aggregated M-CoG of each technique;
-- ``centroid_crossing``: mean ``crossing_layer`` over class pairs and seeds (pairs that never
-  cross are left out);
+- ``centroid_crossing``: mean ``crossing_layer`` over class pairs (``scope`` "pair" rows) and
+  seeds (pairs that never cross are left out);
 - ``probing_event``: the layer with the largest seed-mean probing weight.
 
 For each measure and scope ("all models" pooled, and each model on its own when there are
@@ -44,6 +44,8 @@ def measures(
         parts.append(pd.DataFrame({"dataset": sub["dataset"], "model": sub["model"], "measure": f"mcog[{technique}]", "value": sub["mcog"]}))
     if centroid_events is not None and len(centroid_events):
         ev = centroid_events[centroid_events["variant"] == variant] if "variant" in centroid_events else centroid_events
+        if "scope" in ev:
+            ev = ev[ev["scope"] == "pair"]
         ev = ev.assign(crossing_layer=pd.to_numeric(ev["crossing_layer"], errors="coerce"))
         ev = ev[ev["crossing_layer"] >= 0]
         cross = ev.groupby(["dataset", "model"], as_index=False)["crossing_layer"].mean()

@@ -19,7 +19,7 @@ Intervals (``ci_method`` says which applies to a row):
 
 from __future__ import annotations
 
-from typing import Mapping
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -81,7 +81,8 @@ def bootstrap_probing_mcog(
             sub = table.loc[net].reindex(index=seeds, columns=layers)
             cube[i] = sub.to_numpy()
     draws = rng.integers(0, len(seeds), size=(n_boot, len(seeds)))
-    with np.errstate(invalid="ignore"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # layers a network was not probed at
         means = np.nanmean(cube[:, draws, :], axis=2)  # (2, n_boot, n_layers)
     noisy, frozen = means[0], means[1]
     pos = {l: j for j, l in enumerate(layers)}

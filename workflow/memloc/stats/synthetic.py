@@ -27,9 +27,10 @@ def window_table(num_layers: int, rng, centre: float) -> pd.DataFrame:
 
 def probing_table(num_layers: int, rng, probe_seeds: int = 3, centre: float = 3.0) -> pd.DataFrame:
     rows = []
-    for net in ("noisy", "frozen"):
+    # Like the probing stage: the noisy model at layers 0..L, the frozen model at layer 1 only.
+    for net, layers in (("noisy", range(num_layers + 1)), ("frozen", [1])):
         for ps in range(probe_seeds):
-            for layer in range(num_layers + 1):
+            for layer in layers:
                 base = 0.3 + (0.4 / (1 + np.exp(-(layer - centre))) if net == "noisy" else 0.02 * layer)
                 f1 = float(base + rng.normal(0, 0.02))
                 rows.append(dict(layer=layer, probe_seed=ps, model=net, val_f1=f1, test_f1=f1))
@@ -44,8 +45,10 @@ def centroid_table(num_layers: int, rng, crossing: int = 3) -> tuple[pd.DataFram
             for group, mean in (("clean_a", 0.0), ("noisy", noisy), ("clean_b", 1.0)):
                 mean = float(mean + rng.normal(0, 0.03))
                 rows.append(dict(class_a=a, class_b=b, layer=layer, group=group, mean=mean, p12_5=mean - 0.2, p87_5=mean + 0.2))
-        events.append(dict(class_a=a, class_b=b, crossing_layer=crossing, initiation_layer=crossing + 1))
-    return pd.DataFrame(rows), pd.DataFrame(events)
+        events.append(dict(scope="pair", class_a=a, class_b=b, crossing_layer=float(crossing), initiation_layer=float(crossing + 1)))
+    events.append(dict(scope="mean", class_a=pd.NA, class_b=pd.NA, crossing_layer=float(crossing), initiation_layer=float(crossing + 1)))
+    ev = pd.DataFrame(events).astype({"class_a": "Int64", "class_b": "Int64"})
+    return pd.DataFrame(rows), ev
 
 
 def summary_tables(

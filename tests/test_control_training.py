@@ -1,0 +1,247 @@
+"""Control models: the main task changes only blocks i, j and its head; the auxiliary task every
+block and its own head; blocks are shared; resume; the job writes finetune's outputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from memloc.control.multitask import (
+    AUX,
+    AUX_HEAD_FILE,
+    MAIN,
+    ControlModel,
+    ControlSettings,
+    control_batches,
+    fit_control,
+    load_aux_head,
+    make_task_optim,
+    run_control,
+    task_step,
+)
+from memloc.io import write_parquet
+from memloc.models.blocks import block_access
+from memloc.models.loading import load_classifier
+from memloc.models.random import build_random_classifier
+from memloc.tokens import TokenSet
+from memloc.training.loop import Settings
+
+VOCAB = 200
+CPU = torch.device("cpu")
+PAIR = (2, 3)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def toy_tokenset(n=48, seed=0, n_classes=2, offset=0) -> TokenSet:
+    """Label = class of the second token (as in test_training.py)."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, n_classes, size=n)
+    ids = []
+    for y in labels:
+        seq = rng.integers(10, VOCAB, size=int(rng.integers(4, 10)))
+        seq[0] = 1
+        seq[1] = 2 + int(y)
+        ids.append(seq.astype(np.int64))
+    return TokenSet(np.arange(n) + offset, ids, None, labels.astype(np.int64), pad_token_id=0)
+
+
+def tiny(num_labels, seed=0, family="bert"):
+    return build_random_classifier(family, num_layers=4, hidden_size=32, num_heads=2, vocab_size=VOCAB,
+                                   num_labels=num_labels, seed=seed)
+
+
+def control_model(pair=PAIR, family="bert"):
+    # Both classifiers come from the same "pretrained" body (seed 0), heads differ in size.
+    return ControlModel(tiny(2, family=family), tiny(3, family=family), pair)
+
+
+def names_of(model, params):
+    ids = {id(p) for p in params}
+    return {n for n, p in model.named_parameters() if id(p) in ids}
+
+
+def snapshot(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+SETTINGS = Settings(epochs=3, learning_rate=1e-3, batch_size=8, eval_batch_size=32, weight_decay=0.01)
+
+
+def one_step(cm, task, data, lr=1e-3):
+    optim = make_task_optim(cm.parameters_of(task), lr, SETTINGS, total_steps=10, device=CPU)
+    cm.train()
+    return task_step(cm, task, data.collate(np.arange(8)), optim, CPU)
+
+
+def test_blocks_are_shared_and_embeddings_identical():
+    cm = control_model()
+    main, aux = block_access(cm.main), block_access(cm.aux)
+    assert aux.blocks is main.blocks
+    assert all(a is b for a, b in zip(aux.blocks, main.blocks))
+    assert {id(p) for p in aux.blocks.parameters()} == {id(p) for p in main.blocks.parameters()}
+    for a, b in zip(main.embedding_parameters(), aux.embedding_parameters()):
+        assert a is not b and torch.equal(a, b)
+    assert not {id(p) for p in main.head_parameters()} & {id(p) for p in aux.head_parameters()}
+    # a change to a main block is seen by the auxiliary forward
+    batch = toy_tokenset().collate(np.arange(4))
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    cm.main.eval(), cm.aux.eval()
+    before = cm.aux(**inputs).logits.detach().clone()
+    with torch.no_grad():
+        main.block(4).output.dense.weight.add_(0.5)
+    assert not torch.equal(before, cm.aux(**inputs).logits)
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt2", "llama"])
+def test_main_step_changes_only_blocks_i_j_and_main_head(family):
+    cm = control_model(family=family)
+    access = block_access(cm.main)
+    before_main, before_aux = snapshot(cm.main), snapshot(cm.aux)
+    one_step(cm, MAIN, toy_tokenset())
+    after_main, after_aux = cm.main.state_dict(), cm.aux.state_dict()
+    for b in range(1, 5):
+        names = names_of(cm.main, access.block_parameters(b))
+        changed = [n for n in names if not torch.equal(before_main[n], after_main[n])]
+        if b in PAIR:
+            assert len(changed) >= len(names) // 2, f"block {b}: only {changed} changed"
+        else:
+            assert not changed, f"block {b} changed in a main-task step: {changed}"
+    for n in names_of(cm.main, access.embedding_parameters()):
+        assert torch.equal(before_main[n], after_main[n])
+    head = names_of(cm.main, access.head_parameters())
+    assert any(not torch.equal(before_main[n], after_main[n]) for n in head)
+    for n in names_of(cm.aux, block_access(cm.aux).head_parameters()):
+        assert torch.equal(before_aux[n], after_aux[n]), f"auxiliary head {n} changed in a main step"
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt2", "llama"])
+def test_aux_step_changes_every_block_and_aux_head_not_main_head(family):
+    cm = control_model(family=family)
+    main, aux = block_access(cm.main), block_access(cm.aux)
+    before_main, before_aux = snapshot(cm.main), snapshot(cm.aux)
+    one_step(cm, AUX, toy_tokenset(n_classes=3))
+    after_main, after_aux = cm.main.state_dict(), cm.aux.state_dict()
+    for b in range(1, 5):
+        names = names_of(cm.main, main.block_parameters(b))
+        assert any(not torch.equal(before_main[n], after_main[n]) for n in names), f"block {b} unchanged"
+    for n in names_of(cm.main, main.head_parameters()):
+        assert torch.equal(before_main[n], after_main[n]), f"main head {n} changed in an auxiliary step"
+    for n in names_of(cm.main, main.embedding_parameters()):
+        assert torch.equal(before_main[n], after_main[n])
+    aux_head = names_of(cm.aux, aux.head_parameters())
+    assert any(not torch.equal(before_aux[n], after_aux[n]) for n in aux_head)
+
+
+def test_control_batches_cover_both_tasks_once_and_are_seeded():
+    main, aux = toy_tokenset(50), toy_tokenset(30, seed=1)
+    b1 = control_batches(main.lengths, aux.lengths, 8, seed=3, epoch=1)
+    again = control_batches(main.lengths, aux.lengths, 8, seed=3, epoch=1)
+    assert len(again) == len(b1) and all(t == u and np.array_equal(x, y) for (t, x), (u, y) in zip(b1, again))
+    for task, n in ((MAIN, 50), (AUX, 30)):
+        idx = np.concatenate([i for t, i in b1 if t == task])
+        assert sorted(idx.tolist()) == list(range(n))
+    tasks = [t for t, _ in b1]
+    assert tasks != sorted(tasks) and tasks != sorted(tasks, reverse=True)  # interleaved
+    b2 = control_batches(main.lengths, aux.lengths, 8, seed=3, epoch=2)
+    assert [t for t, _ in b2] != tasks or any(not np.array_equal(x, y) for (_, x), (_, y) in zip(b1, b2))
+
+
+class Killed(RuntimeError):
+    pass
+
+
+def test_resume_after_kill_equals_uninterrupted(tmp_path):
+    main_data, aux_data = toy_tokenset(32), toy_tokenset(24, seed=1, n_classes=3)
+    control = ControlSettings(auxiliary_learning_rate=5e-4)
+
+    def run(work_dir=None, kill_at=None):
+        torch.manual_seed(5)
+        cm = control_model()
+
+        def batches(seed, epoch):
+            if kill_at is not None and epoch == kill_at:
+                raise Killed
+            return control_batches(main_data.lengths, aux_data.lengths, 8, seed, epoch)
+
+        res = fit_control(cm, main_data, aux_data, SETTINGS, control, 7, CPU, 2, 3,
+                          aux_eval_sets={"aux_validation": aux_data}, work_dir=work_dir, batch_fn=batches)
+        return cm, res
+
+    ref_cm, ref = run()
+    work = tmp_path / "work"
+    with pytest.raises(Killed):
+        run(work, kill_at=3)
+    assert (work / "state.pt").exists()
+    cm, res = run(work)
+    for k, v in ref_cm.main.state_dict().items():
+        assert torch.equal(v, cm.main.state_dict()[k]), k
+    for k, v in ref_cm.aux_head_state().items():
+        assert torch.equal(v, cm.aux_head_state()[k]), k
+    cols = ["epoch", "split", "task", "loss", "accuracy", "macro_f1"]
+    pd.testing.assert_frame_equal(ref.trace[cols], res.trace[cols])
+    assert {"train", "aux_train", "aux_validation"} <= set(res.trace.split)
+
+
+def write_toy_inputs(tmp_path):
+    """examples + tokens parquet for a main and an auxiliary data set, and a pretrained dir."""
+    pretrained = tmp_path / "pretrained"
+    tiny(2).base_model.save_pretrained(pretrained)  # like `materialise`: the body, no head
+    paths = {}
+    for name, n, k, seed in (("main", 40, 2, 0), ("aux", 30, 3, 1)):
+        ts = toy_tokenset(n, seed=seed, n_classes=k)
+        split = np.array(["train"] * (n - 10) + ["validation"] * 5 + ["test"] * 5)
+        label = ts.labels.copy()
+        noisy = np.zeros(n, dtype=bool)
+        if name == "main":
+            noisy[:4] = True
+            label[:4] = 1 - label[:4]
+        ex = pd.DataFrame({"example_id": ts.example_ids, "split": split, "text_a": "x", "text_b": None,
+                           "label_orig": ts.labels, "label": label, "is_noisy": noisy})
+        tok = pd.DataFrame({"example_id": ts.example_ids, "input_ids": ts.input_ids,
+                            "length": [len(x) for x in ts.input_ids], "truncated": False})
+        write_parquet(ex, tmp_path / f"{name}.parquet")
+        write_parquet(tok, tmp_path / f"{name}.tokens.parquet", metadata={"pad_token_id": 0})
+        paths[name] = (str(tmp_path / f"{name}.parquet"), str(tmp_path / f"{name}.tokens.parquet"))
+    return pretrained, paths
+
+
+def test_run_control_writes_finetune_outputs(tmp_path):
+    pretrained, paths = write_toy_inputs(tmp_path)
+    out = tmp_path / "models" / "toy" / "tiny" / "control-2-3" / "seed1"
+    settings = Settings(epochs=2, learning_rate=1e-3, batch_size=8, eval_batch_size=32, device="cpu")
+    control = ControlSettings(auxiliary_learning_rate=5e-4, auxiliary_max_train_examples=12)
+    res = run_control(*paths["main"], *paths["aux"], str(pretrained), "control-2-3", 1, settings, control,
+                      str(out), str(tmp_path / "work"))
+    assert not (tmp_path / "work").exists()
+    for ckpt in ("final", "memorised"):
+        model = load_classifier(out / ckpt)
+        assert model.config.num_labels == 2
+        info = json.loads((out / ckpt / "memloc.json").read_text())
+        assert info["control_pair"] == [2, 3] and info["checkpoint"] == ckpt and info["auxiliary_num_labels"] == 3
+        head = load_aux_head(out / ckpt)
+        assert any(k.endswith("classifier.weight") and v.shape[0] == 3 for k, v in head.items())
+        assert (out / ckpt / AUX_HEAD_FILE).is_file()
+        # the embeddings stay the pretrained ones
+        ref = load_classifier(pretrained)
+        for (n, a), (_, b) in zip(block_access(model).embeddings[0].named_parameters(),
+                                  block_access(ref).embeddings[0].named_parameters()):
+            assert torch.equal(a, b), n
+    trace = pd.read_parquet(out / "trace.parquet")
+    assert set(trace.split) == {"train", "train_noisy", "train_clean", "validation", "aux_train", "aux_validation"}
+    assert set(trace.epoch) == {1, 2}
+    assert trace.loc[trace.split == "aux_train", "n"].iloc[0] == 12
+    preds = pd.read_parquet(out / "predictions.parquet")
+    assert {"example_id", "split", "label", "pred", "p_label", "correct", "checkpoint"} <= set(preds.columns)
+    assert set(preds.checkpoint) == {"final", "memorised"}
+    assert res.memorised_epoch in (1, 2)
