@@ -48,16 +48,22 @@ resource_scopes:
 wildcard_constraints:
     dataset=r"[A-Za-z0-9_]+",
     model=r"[A-Za-z0-9_]+",
-    variant=r"noisy|clean|frozen",
+    variant=r"noisy|clean|frozen|control-[1-9]\d*-[1-9]\d*(?:-clean)?",
     seed=r"\d+",
 
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/counterfactual_helpers.smk"
 include: "workflow/rules/counterfactual.smk"
+include: "workflow/rules/localise_helpers.smk"
 include: "workflow/rules/localise.smk"
+include: "workflow/rules/control_helpers.smk"
+include: "workflow/rules/control.smk"
+include: "workflow/rules/stats_helpers.smk"
 include: "workflow/rules/stats.smk"
+include: "workflow/rules/figures_helpers.smk"
 include: "workflow/rules/figures.smk"
 
 
@@ -74,6 +80,7 @@ rule all:
         ),
         counterfactual_targets(DATASETS, MODELS),
         localisation_targets(),
+        control_targets(),
         stats_targets(),
         figure_targets(),
     default_target: True

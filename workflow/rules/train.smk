@@ -45,6 +45,8 @@ rule tokenize:
 
 rule finetune:
     """Fine-tune one variant (noisy, clean, frozen) of a model on a data set with one seed."""
+    wildcard_constraints:
+        variant="noisy|clean|frozen",
     input:
         examples=f"{RESULTS}/data/{{dataset}}.parquet",
         tokens=f"{RESULTS}/tokens/{{dataset}}/{{model}}.parquet",

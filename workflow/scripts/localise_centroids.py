@@ -11,7 +11,7 @@ run_centroids(
     tokens_path=snakemake.input.tokens,
     model_dir=snakemake.input.model,
     settings=dict(snakemake.params.settings),
-    memorised=snakemake.input.get("memorised"),
+    memorised=snakemake.input.get("memorised") or None,
     raw_path=snakemake.output.raw,
     events_path=snakemake.output.events,
 )

@@ -12,7 +12,7 @@ run_probing(
     model_dir=snakemake.input.model,
     frozen_dir=snakemake.input.frozen,
     settings=dict(snakemake.params.settings),
-    memorised=snakemake.input.get("memorised"),
+    memorised=snakemake.input.get("memorised") or None,
     raw_path=snakemake.output.raw,
     weights_path=snakemake.output.weights,
 )

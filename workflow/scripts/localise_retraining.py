@@ -14,7 +14,7 @@ run_retraining(
     settings=dict(snakemake.params.settings),
     raw_path=snakemake.output.raw,
     weights_path=snakemake.output.weights,
-    memorised=snakemake.input.get("memorised"),
+    memorised=snakemake.input.get("memorised") or None,
     # Finished windows survive a killed job here and are picked up by the re-run.
     progress_path=snakemake.output.raw + ".progress.jsonl",
 )

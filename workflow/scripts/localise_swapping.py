@@ -14,5 +14,5 @@ run_swapping(
     settings=dict(snakemake.params.settings),
     raw_path=snakemake.output.raw,
     weights_path=snakemake.output.weights,
-    memorised=snakemake.input.get("memorised"),
+    memorised=snakemake.input.get("memorised") or None,
 )

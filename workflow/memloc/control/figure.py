@@ -51,7 +51,8 @@ def plot_control_summary(summary: pd.DataFrame, stem: str | os.PathLike, table: 
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("control accuracy")
     n = rows["n_learned"].astype(int)
-    ax.set_title(f"{int(n.max()) if len(n) else 0} learned control runs per technique", fontsize=8)
+    span = f"{n.min()}" if n.min() == n.max() else f"{n.min()}-{n.max()}"
+    ax.set_title(f"{span} learned control runs per technique", fontsize=8)
     handles = [Patch(color=style.METRIC_COLOURS[m], label=m) for m in ("acc@1", "acc@2")]
     handles.append(Line2D([], [], color="black", ls="--", label="chance (2/L)"))
     ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=7)

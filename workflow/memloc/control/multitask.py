@@ -516,7 +516,7 @@ def run_control(
     cm = load_control_model(pretrained_dir, n_main, n_aux, (i, j), seed)
     torch.manual_seed(seed)  # dropout stream independent of how many heads were initialised
     log.info(
-        "control %s (blocks %d and %d, %s labels) seed=%d: main %s with %d train examples, %d classes; "
+        "control %s (blocks %d and %d, trained on %s) seed=%d: main %s with %d train examples, %d classes; "
         "auxiliary %s with %d train examples, %d classes, lr %.3g; device %s",
         variant, i, j, label_col, seed, examples_path, len(sets["train"]), n_main,
         aux_examples_path, len(aux_train), n_aux, control.auxiliary_learning_rate, device,

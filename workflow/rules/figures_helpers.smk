@@ -1,0 +1,68 @@
+# Settings and helper functions of the figures rules (figures.smk).
+
+# Figures (DESIGN §5): each rule reads only cached summary tables plus its plotting module
+# (and the shared style), so editing a plotting function re-runs only the figure jobs.
+# Every figure is written as PDF and PNG; one colour and marker per data set throughout.
+
+from pathlib import Path as _FigPath
+
+FIGURES = f"{RESULTS}/figures"
+FIGURE_SRC = _FigPath(workflow.basedir) / "workflow" / "memloc" / "figures"
+FIGURE_EXTS = ["pdf", "png"]
+
+
+def figure_code(module):
+    """The plotting module's source and the shared style: inputs, so a code edit re-runs the figure."""
+    return [str(FIGURE_SRC / f"{module}.py"), str(FIGURE_SRC / "style.py")]
+
+
+def figure_outputs(stem, caption, category, subcategory=None, labels=None):
+    """PDF and PNG of one figure, both in the report."""
+    out = {}
+    for ext in FIGURE_EXTS:
+        kwargs = dict(caption=f"../report/{caption}.rst", category=category)
+        if subcategory:
+            kwargs["subcategory"] = subcategory
+        kwargs["labels"] = {**(labels or {"figure": _FigPath(stem).name}), "format": ext.upper()}
+        out[ext] = report(f"{FIGURES}/{stem}.{ext}", **kwargs)
+    return out
+
+
+def figure_common(name):
+    return dict(log=f"{RESULTS}/logs/figures/{name}.log", benchmark=f"{RESULTS}/benchmarks/figures/{name}.tsv")
+
+
+def figure_stems():
+    """Stems (under results/figures) of every figure the config asks for."""
+    stems = [f"heatmap_{t}" for t in STATS_WINDOW_TECHNIQUES]
+    if STATS_WEIGHT_TECHNIQUES:
+        stems += ["layer_weights", "mcog", "agreement_technique", "agreement_model"]
+    if "probing" in LOC["techniques"]:
+        stems.append("probing_f1")
+    if "centroids" in LOC["techniques"]:
+        stems.append("centroid_trajectories")
+    if stats_use_control():
+        stems.append("control_accuracy")
+    if STATS_COUNTERFACTUAL and STATS_WEIGHT_TECHNIQUES:
+        stems.append("mcog_generalisation")
+    return stems
+
+
+def figure_targets():
+    """Every figure file (PDF and PNG) of the run (for `rule all`)."""
+    return [f"{FIGURES}/{stem}.{ext}" for stem in figure_stems() for ext in FIGURE_EXTS]
+
+
+_HEATMAP_OUT = figure_outputs(
+    "heatmap_{technique}", "figure_heatmap", "Localisation", subcategory="{technique}",
+    labels={"figure": "error heatmap", "technique": "{technique}"},
+)
+_AGREEMENT_OUT = figure_outputs(
+    "agreement_{between}", "figure_agreement", "Agreement", labels={"figure": "agreement between {between}s"},
+)
+_WEIGHTS_OUT = figure_outputs("layer_weights", "figure_layer_weights", "Localisation")
+_PROBING_OUT = figure_outputs("probing_f1", "figure_probing", "Localisation")
+_CENTROIDS_OUT = figure_outputs("centroid_trajectories", "figure_centroids", "Localisation")
+_MCOG_OUT = figure_outputs("mcog", "figure_mcog", "M-CoG")
+_CONTROL_OUT = figure_outputs("control_accuracy", "figure_control", "Control")
+_GENERALISATION_OUT = figure_outputs("mcog_generalisation", "figure_generalisation", "M-CoG")
