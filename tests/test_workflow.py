@@ -47,6 +47,9 @@ def tiny_config(tmp: Path, data: Path) -> dict:
             }
         },
         "training": {"epochs": 2, "learning_rate": 1e-3, "batch_size": 8},
+        "counterfactual": {"models": 3, "epochs": 2, "learning_rate": 1e-3, "bootstrap": 50},
+        "localisation": {"retraining": {"epochs": 1}, "probing": {"seeds": [1, 2], "epochs": 3}},
+        "stats": {"bootstrap": 50},
         "run": {"seeds": [1]},
     }
 
@@ -85,6 +88,16 @@ def test_tiny_workflow_end_to_end(tmp_path):
     merged = clean.merge(examples, on="example_id")
     assert (merged["label_x"] == merged["label_orig"]).all(), "the clean variant must train on the original labels"
     assert not (tmp_path / "results" / "work").exists() or not any((tmp_path / "results" / "work").rglob("state.pt"))
+    # Every technique wrote per-layer weights; M-CoG lies in [1, L] (L = 2 blocks here).
+    for technique in ("swapping", "retraining", "gradients", "probing"):
+        weights = pd.read_parquet(results / "localisation" / technique / "toy/tiny/noisy/seed1.weights.parquet")
+        assert sorted(weights.layer) == [1, 2]
+    mcog = pd.read_parquet(results / "summary" / "mcog.parquet")
+    assert set(mcog.technique) >= {"swapping", "retraining", "gradients"}
+    assert mcog.mcog.dropna().between(1, 2).all()
+    assert (results / "counterfactual/toy/tiny/memorisation.parquet").is_file()
+    assert (results / "summary/statistics.parquet").is_file()
+    assert any((results / "figures").rglob("*.png"))
     # Nothing left to do: a second run schedules no job.
     again = snakemake(tmp_path, "--configfile", str(cfg), "--cores", "2", "-n")
     assert "Nothing to be done" in again.stdout + again.stderr

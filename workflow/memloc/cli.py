@@ -1,4 +1,5 @@
-"""The ``memloc`` command: ``memloc summary [RESULTS]`` prints the key numbers of a finished run.
+"""The ``memloc`` command: ``memloc summary [RESULTS]`` prints the key numbers of a finished run;
+``memloc check [RESULTS]`` validates its tables against their schemas (:mod:`memloc.check`).
 
 Subcommands register themselves in :data:`COMMANDS` (name -> (help, add_arguments, run)), so a new
 one (e.g. ``check``) is a function pair and one entry.
@@ -175,8 +176,28 @@ def add_summary_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("results", nargs="?", default="results", help="the workflow's results directory (default: results)")
 
 
+# ---------------------------------------------------------------- check
+
+
+def add_check_arguments(p: argparse.ArgumentParser) -> None:
+    from memloc.check import add_check_arguments as add
+
+    add(p)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from memloc.check import run_check as run
+
+    return run(args)
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "summary": ("print M-CoG, control accuracy and counterfactual summaries as tables", add_summary_arguments, run_summary),
+    "check": (
+        "validate every table under RESULTS against its schema and report stale provenance (exit 1 if anything is wrong)",
+        add_check_arguments,
+        run_check,
+    ),
 }
 
 

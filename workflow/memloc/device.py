@@ -11,8 +11,29 @@ import torch
 log = logging.getLogger("memloc.device")
 
 
+#: Device preferences memloc accepts (``training.device``); ``cuda:N`` names one of several GPUs.
+PREFERENCES = ("auto", "cpu", "cuda", "mps")
+
+
+def _check_preference(preference: str) -> None:
+    if preference in PREFERENCES:
+        return
+    if isinstance(preference, str) and preference.startswith("cuda:") and preference[5:].isdigit():
+        index = int(preference[5:])
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device '{preference}' requested but torch sees no CUDA device; use 'auto' or 'cpu'.")
+        if index >= torch.cuda.device_count():
+            raise RuntimeError(
+                f"device '{preference}' requested but torch sees {torch.cuda.device_count()} CUDA device(s) "
+                f"(cuda:0..cuda:{torch.cuda.device_count() - 1}); check CUDA_VISIBLE_DEVICES."
+            )
+        return
+    raise ValueError(f"unknown device {preference!r}; use one of {', '.join(PREFERENCES)} (or cuda:N).")
+
+
 def select_device(preference: str = "auto") -> torch.device:
     """Resolve ``auto|cpu|cuda|mps`` to an available torch device (never silently a missing one)."""
+    _check_preference(preference)
     if preference == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

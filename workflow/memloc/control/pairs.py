@@ -169,6 +169,13 @@ def _layers_cached(source_json: str, pretrained_dir: str | None) -> int:
         return layers_from_config_json(pretrained_dir)
     source = json.loads(source_json)
     kind = source.get("kind")
+    if kind in ("hf", "gguf"):
+        # Offline first: a num_layers hint, a known hub id, or a GGUF header (no config download).
+        from memloc.models.loading import offline_num_layers
+
+        value = offline_num_layers(source)
+        if value is not None:
+            return value
     if kind == "random":
         return int(source.get("num_layers", 4))
     if kind == "package":
@@ -186,15 +193,16 @@ def _layers_cached(source_json: str, pretrained_dir: str | None) -> int:
         if not isinstance(value, int) or value <= 0:
             raise ModelError(f"{path}: cannot read the number of blocks from the model config")
         return value
-    raise ModelError(f"unknown model source kind {kind!r}; use package, hf or random.")
+    raise ModelError(f"unknown model source kind {kind!r}; use package, hf, gguf or random.")
 
 
 def model_num_layers(spec: dict, pretrained_dir: str | Path | None = None) -> int:
     """Blocks L of a configured model, without loading weights.
 
     Read from ``pretrained_dir/config.json`` when it exists, else from the model's source: a
-    random model's ``num_layers``, a package's or local directory's ``config.json``, or a hub
-    id's config (Hugging Face cache; honours ``HF_HUB_OFFLINE``).
+    random model's ``num_layers``, an ``hf``/``gguf`` source's ``num_layers`` (a hub id memloc
+    knows, e.g. the paper's models, or a GGUF header need none), a package's or local
+    directory's ``config.json``, or a hub id's config (Hugging Face cache; honours ``HF_HUB_OFFLINE``).
     """
     source = spec["source"] if "source" in spec else spec
     return _layers_cached(json.dumps(source, sort_keys=True), None if pretrained_dir is None else str(pretrained_dir))
