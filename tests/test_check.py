@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -85,9 +86,14 @@ def small_tree(tmp_path_factory) -> Path:
             "is_noisy": examples["is_noisy"],
         }))
     run = results / "models" / "toy" / "tiny" / "noisy" / "seed1"
+    cwd = os.getcwd()
+    os.chdir(root)  # Snakemake runs jobs in the working directory and passes relative paths
+    try:
+        record = provenance.record({"epochs": 2}, {"examples": "results/data/toy.parquet"})
+    finally:
+        os.chdir(cwd)
     write_parquet(pd.concat(preds, ignore_index=True), run / "predictions.parquet",
-                  metadata={"variant": "noisy", "seed": 1,
-                            **provenance.record({"epochs": 2}, {"examples": results / "data" / "toy.parquet"})})
+                  metadata={"variant": "noisy", "seed": 1, **record})
     write_parquet(pd.DataFrame({"technique": "swapping", "layer": [1, 2], "weight": [0.25, 0.75]}),
                   results / "localisation" / "swapping" / "toy" / "tiny" / "noisy" / "seed1.weights.parquet",
                   metadata={"technique": "swapping", "settings": {}})

@@ -7,7 +7,8 @@ rule pretrained:
     output:
         directory(f"{RESULTS}/pretrained/{{model}}"),
     params:
-        spec=model_spec,
+        # Only the source: changing training settings must not re-materialise the weights.
+        spec=lambda wc: {"name": wc.model, "source": mconf.model_spec(config, wc.model)["source"]},
     log:
         f"{RESULTS}/logs/pretrained/{{model}}.log",
     benchmark:
