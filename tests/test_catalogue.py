@@ -259,7 +259,7 @@ def test_duplicate_example_ids_are_rejected_by_memloc_check(tmp_path, capsys):
     capsys.readouterr()
     assert main(["check", str(results)]) == 1
     out = capsys.readouterr().out
-    assert "data/toy.parquet" in out and "example_id that must be unique" in out and "example_id=3" in out
+    assert "data/toy.parquet" in out and "repeat a value of example_id, which must be unique" in out and "example_id=3" in out
     assert "Fix: delete" in out and "re-run snakemake" in out
 
 

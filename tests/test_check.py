@@ -19,7 +19,6 @@ import yaml
 
 from memloc import __version__, provenance
 from memloc.check import (
-    SCHEMA_DIR,
     SchemaError,
     check_frame,
     check_results,
@@ -230,7 +229,7 @@ WEIGHTS = "localisation/swapping/toy/tiny/noisy/seed1.weights.parquet"
     "rel, edit, fragments",
     [
         (DATA, lambda df: pd.concat([df, df.iloc[[4]]], ignore_index=True),
-         ["ERROR", DATA, "2 rows share a example_id that must be unique", "example_id=4"]),
+         ["ERROR", DATA, "2 rows repeat a value of example_id, which must be unique", "example_id=4"]),
         (DATA, lambda df: df.assign(split=df.split.where(df.index != 3, "training")),
          ["column 'split': 1 value(s) outside ['train', 'validation', 'test']", "'training' (row 3)"]),
         (DATA, lambda df: df.assign(text_a=df.text_a.where(df.index != 5, "   ")),
@@ -274,6 +273,7 @@ def test_unreadable_table(tree, capsys):
 
 def test_leftovers_and_unknown_tables_are_warnings_only(tree, capsys):
     (tree / "data" / ".toy.parquet.abc123.tmp").write_bytes(b"partial")
+    (tree / "localisation" / "swapping" / "toy" / "tiny" / "noisy" / "seed1.parquet.progress.jsonl").write_text("{}\n")
     (tree / "extra").mkdir()
     pd.DataFrame({"x": [1]}).to_parquet(tree / "extra" / "notes.parquet")
     (tree / "work" / "models").mkdir(parents=True)
@@ -282,6 +282,7 @@ def test_leftovers_and_unknown_tables_are_warnings_only(tree, capsys):
     out = capsys.readouterr().out
     assert "WARNING data/.toy.parquet.abc123.tmp: leftover temporary file" in out
     assert "WARNING extra/notes.parquet: no table schema describes this file" in out
+    assert "seed1.parquet.progress.jsonl: progress of an interrupted job" in out
     assert "state.parquet" not in out
 
 
@@ -402,11 +403,12 @@ def test_tiny_workflow_tree_passes_and_its_rows_satisfy_the_schemas(tmp_path_fac
 
 
 @pytest.mark.slow
-def test_tiny_workflow_tree_corrupted_and_stale_copies(tmp_path_factory, tmp_path, capsys):
+def test_tiny_workflow_tree_corrupted_and_stale_copies(tmp_path_factory, tmp_path, capsys, monkeypatch):
     from test_reproducibility import tiny_run
 
     results = tmp_path / "results"
     shutil.copytree(tiny_run(tmp_path_factory), results)
+    monkeypatch.chdir(tmp_path)  # the working directory of the run: inputs are recorded relative to it
     # Wire provenance into a model's predictions as the adapters will, then change its input.
     preds = results / "models/toy/tiny/noisy/seed1/predictions.parquet"
     rewrite(preds, lambda df: df, lambda meta: {**meta, **provenance.record(

@@ -6,7 +6,9 @@ import (the uninterrupted run is built once per pytest session and shared).
 
 from __future__ import annotations
 
+import atexit
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -79,6 +81,17 @@ def run_snakemake(workdir: Path, *args: str, log_name: str = "snakemake.log", ti
 # still running process.
 _RUNS: dict[str, Path] = {}
 _PENDING: dict[str, tuple[subprocess.Popen, Path, float]] = {}
+
+
+@atexit.register
+def _stop_pending_runs() -> None:
+    """A background run nobody waited for (a test failed first) dies with the session."""
+    for proc, _, _ in _PENDING.values():
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def launch_tiny_run(tmp_path_factory, name: str = "baseline") -> None:

