@@ -27,7 +27,9 @@ if not workflow.config_settings.configfiles:
 
 
 try:
-    _validated = mconf.validate(config, source="config")
+    _validated = mconf.validate(
+        config, source=", ".join(map(str, workflow.config_settings.configfiles)) or "config.yaml"
+    )
 except ConfigError as err:
     sys.stderr.write(f"memloc: {err}\n")
     sys.exit(1)

@@ -34,7 +34,9 @@ MODELS = mconf.run_models(config)
 SEEDS = config["run"]["seeds"]
 LOC = config["localisation"]
 include: "workflow/rules/common.smk"
+include: "workflow/rules/stats_helpers.smk"
 include: "workflow/rules/stats.smk"
+include: "workflow/rules/figures_helpers.smk"
 include: "workflow/rules/figures.smk"
 
 rule all:

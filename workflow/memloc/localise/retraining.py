@@ -48,7 +48,7 @@ import pandas as pd
 import torch
 
 from memloc.device import autocast, needs_grad_scaler, select_device, set_determinism
-from memloc.io import stable_hash
+from memloc.io import stable_hash, write_text
 from memloc.localise.common import (
     MemorisedSpec,
     block_input,
@@ -352,7 +352,11 @@ class _Progress:
             return
         if self.path.exists():
             lines = self.path.read_text().splitlines()
-            if lines and json.loads(lines[0]).get("key") == key:
+            try:
+                header = json.loads(lines[0]) if lines else {}
+            except json.JSONDecodeError:  # the header was cut by a kill: start over
+                header = {}
+            if header.get("key") == key:
                 for line in lines[1:]:
                     try:
                         row = json.loads(line)
@@ -363,10 +367,8 @@ class _Progress:
             else:
                 log.info("ignoring progress of a different run in %s", self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "w") as fh:
-            fh.write(json.dumps({"key": key}) + "\n")
-            for row in self.rows.values():
-                fh.write(json.dumps(row) + "\n")
+        text = "".join(json.dumps(r) + "\n" for r in [{"key": key}, *self.rows.values()])
+        write_text(text, self.path)
 
     def add(self, row: dict) -> None:
         self.rows[(row["start"], row["end"])] = row
