@@ -193,3 +193,17 @@ def test_collect_probing_centroids_counterfactual(tmp_path):
     js.write_text('{"mean_generalisation": 0.4, "mean_cm_noisy": 0.5, "mean_cm_clean": 0.1, "auc": 0.9, "reliability": 0.7, "name": "x"}')
     cf = collect_counterfactual([js], {"d": "nlu"})
     assert cf.iloc[0]["family"] == "nlu" and cf.iloc[0]["mean_generalisation"] == 0.4 and "name" not in cf
+
+
+def test_counterfactual_summary_names_from_the_counterfactual_stage_are_understood(tmp_path):
+    """summary.json as the counterfactual stage writes it feeds the statistics' score columns."""
+    import json
+
+    from memloc.stats.collect import collect_counterfactual
+
+    path = tmp_path / "results" / "counterfactual" / "movies" / "minilm" / "summary.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"generalisation_mean": 0.62, "cm_noisy_mean": 0.71, "cm_clean_mean": 0.3,
+                                "auc_noisy": 0.82, "reliability": 0.8}))
+    row = collect_counterfactual([path]).iloc[0]
+    assert (row.mean_generalisation, row.mean_cm_noisy, row.mean_cm_clean, row.auc) == (0.62, 0.71, 0.3, 0.82)

@@ -145,6 +145,9 @@ def _counterfactual_section(results: Path, out) -> None:
         except (OSError, json.JSONDecodeError) as err:
             print(f"memloc: skipping {path}: {err}", file=sys.stderr)
             continue
+        from memloc.stats.collect import canonical_counterfactual
+
+        data = canonical_counterfactual(data)
         row = {"dataset": path.parent.parent.name, "model": path.parent.name}
         for key in COUNTERFACTUAL_FIELDS:
             row[key] = _fmt(data.get(key, float("nan")), 3)

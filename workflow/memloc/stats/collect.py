@@ -260,6 +260,22 @@ def collect_centroid_events(paths: Iterable[PathLike]) -> pd.DataFrame:
 
 
 COUNTERFACTUAL_KEYS = ["mean_generalisation", "mean_cm_noisy", "mean_cm_clean", "auc", "reliability"]
+# The counterfactual stage's summary.json names -> the names the statistics and figures use.
+COUNTERFACTUAL_ALIASES = {
+    "generalisation_mean": "mean_generalisation",
+    "cm_noisy_mean": "mean_cm_noisy",
+    "cm_clean_mean": "mean_cm_clean",
+    "auc_noisy": "auc",
+}
+
+
+def canonical_counterfactual(summary: Mapping) -> dict:
+    """``summary`` with the statistics' names added for the counterfactual stage's keys."""
+    out = dict(summary)
+    for src, dst in COUNTERFACTUAL_ALIASES.items():
+        if src in summary and dst not in summary:
+            out[dst] = summary[src]
+    return out
 
 
 def counterfactual_frames(
@@ -268,6 +284,7 @@ def counterfactual_frames(
     """One row per (dataset, model): ``family`` plus every scalar number of its summary.json."""
     rows = []
     for ids, summary in items:
+        summary = canonical_counterfactual(summary)
         row = {"dataset": ids["dataset"], "model": ids["model"]}
         row["family"] = (families or {}).get(ids["dataset"], "other")
         for key, value in summary.items():
