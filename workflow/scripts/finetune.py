@@ -4,6 +4,7 @@ from pathlib import Path
 
 from memloc.device import set_threads
 from memloc.logs import setup
+from memloc.provenance import from_snakemake
 from memloc.training.finetune import run_finetune
 from memloc.training.loop import Settings
 
@@ -18,4 +19,5 @@ run_finetune(
     settings=Settings.from_dict(snakemake.params.settings),
     out_dir=str(Path(snakemake.output.trace).parent),
     work_dir=snakemake.params.work_dir,
+    provenance=from_snakemake(snakemake),
 )

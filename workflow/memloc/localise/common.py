@@ -25,6 +25,7 @@ from memloc import __version__
 from memloc.errors import DataError
 from memloc.io import write_parquet
 from memloc.models.blocks import BlockAccess, _hidden_from_call
+from memloc.provenance import record
 from memloc.tokens import TokenSet, load_tokenset
 
 log = logging.getLogger("memloc.localise")
@@ -178,6 +179,8 @@ def provenance(technique: str, settings: dict, inputs: dict[str, Any], **extra: 
         "checkpoints": {k: checkpoint_info(v) for k, v in inputs.items() if k in ("model", "twin", "pretrained")},
         "memloc_version": __version__,
         "torch_version": torch.__version__,
+        # config hash, memloc version and a content digest of every input (`memloc check`)
+        **record(settings, {k: v for k, v in inputs.items() if v}),
         **extra,
     }
 
