@@ -54,6 +54,7 @@ from memloc.training.loop import (
     Settings,
     _atomic_torch_save,
     _model_inputs,
+    optimizer_step,
     _Progress,
     _rng_state,
     _set_rng_state,
@@ -266,18 +267,8 @@ def task_step(cm: ControlModel, task: str, batch: dict[str, torch.Tensor], optim
     with autocast(device, precision):
         logits = model(**_model_inputs(batch, device)).logits
     loss = torch.nn.functional.cross_entropy(logits.float(), labels)
-    optim.optimizer.zero_grad(set_to_none=True)
-    if optim.scaler is not None:
-        optim.scaler.scale(loss).backward()
-        optim.scaler.unscale_(optim.optimizer)
-        torch.nn.utils.clip_grad_norm_(optim.params, optim.max_grad_norm)
-        optim.scaler.step(optim.optimizer)
-        optim.scaler.update()
-    else:
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(optim.params, optim.max_grad_norm)
-        optim.optimizer.step()
-    optim.scheduler.step()
+    optimizer_step(loss, optim.optimizer, optim.scheduler, optim.params, optim.max_grad_norm, optim.scaler)
+    # The other task's step must not see this task's gradients.
     optim.optimizer.zero_grad(set_to_none=True)
     return float(loss.detach())
 

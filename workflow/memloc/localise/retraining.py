@@ -65,7 +65,7 @@ from memloc.models.blocks import BlockAccess, block_access, copy_blocks, forward
 from memloc.models.loading import load_classifier
 from memloc.tokens import TokenSet
 from memloc.training.batching import eval_batches, train_batches
-from memloc.training.loop import linear_schedule
+from memloc.training.loop import linear_schedule, optimizer_step
 
 log = logging.getLogger("memloc.localise.retraining")
 
@@ -267,18 +267,7 @@ def retrain_window(
             with autocast(device, settings.precision):
                 logits = window_logits(access, start, model_inputs(batch, device), cache, idx)
             loss = torch.nn.functional.cross_entropy(logits.float(), labels)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(trainable, settings.max_grad_norm)
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(trainable, settings.max_grad_norm)
-                optimizer.step()
-            scheduler.step()
+            optimizer_step(loss, optimizer, scheduler, trainable, settings.max_grad_norm, scaler)
             losses.append(float(loss.detach()))
     model.eval()
     for p in model.parameters():

@@ -105,6 +105,22 @@ def score(logits: np.ndarray, labels: np.ndarray, n_classes: int) -> dict[str, f
     }
 
 
+def optimizer_step(loss, optimizer, scheduler, params, max_grad_norm: float, scaler=None) -> None:
+    """Backward, clip the global gradient norm, step (through the fp16 grad scaler when given)."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        optimizer.step()
+    scheduler.step()
+
+
 def linear_schedule(optimizer, warmup_steps: int, total_steps: int):
     def factor(step: int) -> float:
         if step < warmup_steps:
@@ -234,18 +250,7 @@ def fit(
             with autocast(device, settings.precision):
                 logits = model(**_model_inputs(batch, device)).logits
             loss = torch.nn.functional.cross_entropy(logits.float(), labels)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(trainable, settings.max_grad_norm)
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(trainable, settings.max_grad_norm)
-                optimizer.step()
-            scheduler.step()
+            optimizer_step(loss, optimizer, scheduler, trainable, settings.max_grad_norm, scaler)
             progress.step(i, float(loss.detach()), len(idx))
         train_seconds = time.perf_counter() - t0
 
