@@ -124,11 +124,11 @@ class TokenSet:
         return batch
 
 
-def load_tokenset(tokens_path: str | Path, examples: pd.DataFrame, label_column: str = "label") -> TokenSet:
-    """Join cached token ids to ``examples`` (any subset, kept in its order) with their labels."""
-    tokens = pd.read_parquet(tokens_path)
-    meta = read_metadata(tokens_path)
-    tokens = tokens.set_index("example_id")
+def _read_tokens(tokens_path: str | Path) -> tuple[pd.DataFrame, dict]:
+    return pd.read_parquet(tokens_path).set_index("example_id"), read_metadata(tokens_path)
+
+
+def _join(tokens: pd.DataFrame, meta: dict, tokens_path, examples: pd.DataFrame, label_column: str) -> TokenSet:
     missing = set(examples["example_id"]) - set(tokens.index)
     if missing:
         raise ValueError(
@@ -146,3 +146,18 @@ def load_tokenset(tokens_path: str | Path, examples: pd.DataFrame, label_column:
         labels=examples[label_column].to_numpy(dtype=np.int64),
         pad_token_id=int(meta.get("pad_token_id", 0)),
     )
+
+
+def load_tokenset(tokens_path: str | Path, examples: pd.DataFrame, label_column: str = "label") -> TokenSet:
+    """Join cached token ids to ``examples`` (any subset, kept in its order) with their labels."""
+    tokens, meta = _read_tokens(tokens_path)
+    return _join(tokens, meta, tokens_path, examples, label_column)
+
+
+def load_split_tokensets(
+    tokens_path: str | Path, examples: pd.DataFrame, label_column: str = "label",
+    splits: tuple[str, ...] = ("train", "validation", "test"),
+) -> dict[str, TokenSet]:
+    """One :class:`TokenSet` per split, reading the token cache once."""
+    tokens, meta = _read_tokens(tokens_path)
+    return {s: _join(tokens, meta, tokens_path, examples[examples["split"] == s], label_column) for s in splits}

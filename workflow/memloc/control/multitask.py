@@ -47,7 +47,7 @@ from memloc.errors import DataError, ModelError
 from memloc.io import atomic_dir, stable_hash, write_parquet
 from memloc.models.blocks import BlockAccess, block_access
 from memloc.models.loading import load_classifier
-from memloc.tokens import TokenSet, load_tokenset
+from memloc.tokens import TokenSet, load_split_tokensets, load_tokenset
 from memloc.training.batching import train_batches
 from memloc.training.finetune import predictions_table
 from memloc.training.loop import (
@@ -493,7 +493,7 @@ def run_control(
     examples = pd.read_parquet(examples_path)
     n_main = _n_classes(examples)
     label_col = "label_orig" if clean else "label"
-    sets = {s: load_tokenset(tokens_path, examples[examples["split"] == s], label_col) for s in ("train", "validation", "test")}
+    sets = load_split_tokensets(tokens_path, examples, label_col)
     is_noisy = {s: examples.loc[examples["split"] == s, "is_noisy"].to_numpy() for s in sets}
 
     aux_examples = pd.read_parquet(aux_examples_path)

@@ -21,7 +21,7 @@ from memloc.device import select_device, set_determinism
 from memloc.io import atomic_dir, write_parquet
 from memloc.models.blocks import block_access
 from memloc.models.loading import load_classifier
-from memloc.tokens import TokenSet, load_tokenset
+from memloc.tokens import TokenSet, load_split_tokensets
 from memloc.training.loop import FitResult, Settings, fit, predict_logits, softmax
 
 log = logging.getLogger("memloc.train")
@@ -96,10 +96,7 @@ def run_finetune(
     examples = pd.read_parquet(examples_path)
     n_classes = int(max(examples["label"].max(), examples["label_orig"].max()) + 1)
     label_col = training_labels(variant)
-    sets = {
-        split: load_tokenset(tokens_path, examples[examples["split"] == split], label_col)
-        for split in ("train", "validation", "test")
-    }
+    sets = load_split_tokensets(tokens_path, examples, label_col)
     is_noisy = {split: examples.loc[examples["split"] == split, "is_noisy"].to_numpy() for split in sets}
 
     set_determinism(seed, settings.deterministic)
