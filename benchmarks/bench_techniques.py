@@ -64,19 +64,10 @@ def timed(fn, repeats: int):
     return best, out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--n", type=int, default=120, help="memorised examples (and as many clean ones)")
-    parser.add_argument("--batch-size", type=int, default=32, help="gradient batch size (config default 32)")
-    parser.add_argument("--eval-batch-size", type=int, default=64, help="hidden-state batch size (config default 64)")
-    parser.add_argument("--skip-probing", action="store_true")
-    args = parser.parse_args()
+def measure(args) -> list[tuple]:
+    """``(name, per-example seconds, batched seconds, target, check)`` per technique."""
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-
     vocab = 30522
     model = build_random_classifier("bert", num_layers=6, hidden_size=384, num_heads=12, vocab_size=vocab, seed=0)
     model.to(device)
@@ -112,6 +103,26 @@ def main() -> None:
         )
         same = np.max(np.abs(together["test_f1"].to_numpy() - np.array([a["test_f1"].iloc[0] for a in alone])))
         rows.append((f"probing ({len(probes)} probes)", t_alone, t_stack, "-", f"max test-F1 diff {same:.1e}"))
+
+    return rows
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--n", type=int, default=120, help="memorised examples (and as many clean ones)")
+    parser.add_argument("--batch-size", type=int, default=32, help="gradient batch size (config default 32)")
+    parser.add_argument("--eval-batch-size", type=int, default=64, help="hidden-state batch size (config default 64)")
+    parser.add_argument("--skip-probing", action="store_true")
+    return parser
+
+
+def main(argv=None) -> None:
+    args = parser().parse_args(argv)
+    rows = measure(args)
+    device = args.device
 
     print(f"device {device}, {args.threads} thread(s), {args.n} memorised + {args.n} clean examples, "
           f"6-block 384-wide BERT; best of {args.repeats}")

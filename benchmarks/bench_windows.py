@@ -143,7 +143,7 @@ def bench_retraining_job(noisy, pretrained, data, memorised, settings, device, r
     return timed({"plain": job(False), "cached": job(True)}, device, repeats)
 
 
-def main(argv=None) -> None:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--family", default="bert")
     ap.add_argument("--layers", type=int, default=12)
@@ -158,7 +158,11 @@ def main(argv=None) -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None)
-    args = ap.parse_args(argv)
+    return ap
+
+
+def measure(args) -> list[dict]:
+    """``{benchmark, baseline_s, fast_s, speedup}`` per window shortcut (also printed)."""
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
 
@@ -197,7 +201,12 @@ def main(argv=None) -> None:
                  "speedup": t["plain"] / t["cached"]})
     print(f"retraining job ({args.job_layers} blocks, {args.job_examples} examples, 2 epochs)  plain {t['plain']:.3f}s  "
           f"cached prefix {t['cached']:.3f}s ({t['plain'] / t['cached']:.2f}x)")
+    return rows
 
+
+def main(argv=None) -> None:
+    args = parser().parse_args(argv)
+    rows = measure(args)
     if args.out:
         from memloc.io import write_parquet
 

@@ -207,7 +207,7 @@ def test_clean_tree_passes(small_tree, capsys):
     assert main(["check", str(small_tree)]) == 0
     out = capsys.readouterr().out
     assert "4 tables checked: 0 error(s), 0 stale, 0 warning(s) -> OK" in out
-    assert "3 of 4 tables record no provenance" in out
+    assert "2 of 4 tables record no provenance" in out
 
 
 def _error(tree: Path, capsys, *fragments: str) -> str:
@@ -305,6 +305,16 @@ def test_stale_provenance_digest(tree, capsys):
     assert "--forcerun" in out
     # --no-hash skips the digests (the examples table itself is still valid).
     assert main(["check", "--no-hash", str(tree)]) == 0
+
+
+def test_changed_source_file_makes_the_data_table_stale(tmp_path, capsys):
+    results = tmp_path / "results"
+    source = _csv(tmp_path / "toy.csv")
+    prepare_dataset(_spec(source), tmp_path / "resources", results / "data" / "toy.parquet", results / "data" / "toy.labels.json")
+    assert main(["check", str(results)]) == 0
+    assert "record no provenance" not in capsys.readouterr().out
+    source.write_text(source.read_text().replace("pos sentence 3,", "pos sentence three,"))
+    _error(results, capsys, "STALE", DATA, "input 'source[0]' (", "has changed since this table was written")
 
 
 def test_provenance_resolves_a_moved_tree(tree, tmp_path, capsys):

@@ -101,6 +101,10 @@ def test_tiny_workflow_end_to_end(tmp_path):
     # Nothing left to do: a second run schedules no job.
     again = snakemake(tmp_path, "--configfile", str(cfg), "--cores", "2", "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
+    # Every table validates against its schema and records provenance (config hash, version, inputs).
+    check = subprocess.run([sys.executable, "-m", "memloc.cli", "check", str(results)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "record no provenance" not in check.stdout + check.stderr, check.stdout + check.stderr
 
 
 def test_misspelt_key_fails_fast_naming_it(tmp_path):

@@ -2,6 +2,7 @@
 
 from memloc.control.accuracy import run_control_accuracy
 from memloc.logs import setup
+from memloc.provenance import from_snakemake
 
 setup(snakemake.log[0])
 run_control_accuracy(
@@ -14,4 +15,5 @@ run_control_accuracy(
     bootstrap=snakemake.params.bootstrap,
     confidence=snakemake.params.confidence,
     seed=snakemake.params.seed,
+    provenance=from_snakemake(snakemake),
 )

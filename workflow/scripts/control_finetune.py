@@ -6,6 +6,7 @@ from memloc.control.multitask import ControlSettings, run_control
 from memloc.device import set_threads
 from memloc.logs import setup
 from memloc.training.loop import Settings
+from memloc.provenance import from_snakemake
 
 setup(snakemake.log[0])
 set_threads(snakemake.threads)
@@ -21,5 +22,5 @@ run_control(
     control=ControlSettings.from_dict(snakemake.params.control),
     out_dir=str(Path(snakemake.output.trace).parent),
     work_dir=snakemake.params.work_dir,
-    provenance={"auxiliary_dataset": snakemake.params.auxiliary},
+    provenance={"auxiliary_dataset": snakemake.params.auxiliary, **from_snakemake(snakemake)},
 )

@@ -3,6 +3,7 @@
 from memloc.counterfactual.summary import run_memorisation
 from memloc.device import set_threads
 from memloc.logs import setup
+from memloc.provenance import from_snakemake
 
 setup(snakemake.log[0])
 set_threads(snakemake.threads)
@@ -16,5 +17,5 @@ run_memorisation(
     confidence=snakemake.params.confidence,
     seed=snakemake.params.seed,
     reliability_splits=snakemake.params.reliability_splits,
-    provenance={"dataset": snakemake.wildcards.dataset, "model": snakemake.wildcards.model},
+    provenance={"dataset": snakemake.wildcards.dataset, "model": snakemake.wildcards.model, **from_snakemake(snakemake)},
 )

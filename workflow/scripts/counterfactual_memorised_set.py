@@ -2,6 +2,7 @@
 
 from memloc.counterfactual.summary import run_memorised_set
 from memloc.logs import setup
+from memloc.provenance import from_snakemake
 
 setup(snakemake.log[0])
 run_memorised_set(
@@ -10,5 +11,5 @@ run_memorised_set(
     examples_path=snakemake.input.examples,
     memorisation_path=snakemake.input.get("memorisation"),
     top_cm_share=snakemake.params.top_cm_share,
-    provenance={"dataset": snakemake.wildcards.dataset, "model": snakemake.wildcards.model},
+    provenance={"dataset": snakemake.wildcards.dataset, "model": snakemake.wildcards.model, **from_snakemake(snakemake)},
 )

@@ -3,6 +3,7 @@
 from memloc.counterfactual.subsets import run_subset
 from memloc.device import set_threads
 from memloc.logs import setup
+from memloc.provenance import from_snakemake
 
 setup(snakemake.log[0])
 set_threads(snakemake.threads)
@@ -17,5 +18,5 @@ run_subset(
     settings=snakemake.params.settings,
     out_path=snakemake.output[0],
     work_dir=snakemake.params.work_dir,
-    provenance={"dataset": snakemake.wildcards.dataset, "model": snakemake.wildcards.model},
+    provenance={"dataset": snakemake.wildcards.dataset, "model": snakemake.wildcards.model, **from_snakemake(snakemake)},
 )

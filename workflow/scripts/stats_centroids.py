@@ -3,7 +3,8 @@
 from memloc.io import write_parquet
 from memloc.logs import setup
 from memloc.stats.collect import collect_centroid_events, collect_centroids
+from memloc.provenance import from_snakemake
 
 setup(snakemake.log[0])
-write_parquet(collect_centroids(snakemake.input.raw), snakemake.output.table)
-write_parquet(collect_centroid_events(snakemake.input.events), snakemake.output.events)
+write_parquet(collect_centroids(snakemake.input.raw), snakemake.output.table, metadata=from_snakemake(snakemake))
+write_parquet(collect_centroid_events(snakemake.input.events), snakemake.output.events, metadata=from_snakemake(snakemake))

@@ -3,6 +3,7 @@
 from memloc.io import write_parquet
 from memloc.logs import setup
 from memloc.stats.collect import collect_heatmaps
+from memloc.provenance import from_snakemake
 
 setup(snakemake.log[0])
-write_parquet(collect_heatmaps(snakemake.input.raw), snakemake.output.table)
+write_parquet(collect_heatmaps(snakemake.input.raw), snakemake.output.table, metadata=from_snakemake(snakemake))

@@ -6,6 +6,7 @@ from memloc.io import write_parquet
 from memloc.logs import setup
 from memloc.stats.collect import read_optional
 from memloc.stats.mcog import mcog_table
+from memloc.provenance import from_snakemake
 
 setup(snakemake.log[0])
 table = mcog_table(
@@ -15,4 +16,4 @@ table = mcog_table(
     confidence=snakemake.params.confidence,
     seed=snakemake.params.seed,
 )
-write_parquet(table, snakemake.output.table, metadata={"bootstrap": snakemake.params.bootstrap, "confidence": snakemake.params.confidence})
+write_parquet(table, snakemake.output.table, metadata={"bootstrap": snakemake.params.bootstrap, "confidence": snakemake.params.confidence, **from_snakemake(snakemake)})

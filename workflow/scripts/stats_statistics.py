@@ -6,6 +6,7 @@ from memloc.io import write_parquet
 from memloc.logs import setup
 from memloc.stats.collect import read_optional
 from memloc.stats.statistics import statistics_table
+from memloc.provenance import from_snakemake
 
 setup(snakemake.log[0])
 table = statistics_table(
@@ -18,4 +19,4 @@ table = statistics_table(
     confidence=snakemake.params.confidence,
     include_control=snakemake.params.include_control,
 )
-write_parquet(table, snakemake.output.table, metadata={"confidence": snakemake.params.confidence})
+write_parquet(table, snakemake.output.table, metadata={"confidence": snakemake.params.confidence, **from_snakemake(snakemake)})

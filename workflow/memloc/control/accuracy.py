@@ -33,7 +33,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -318,6 +318,7 @@ def run_control_accuracy(
     bootstrap: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
+    provenance: Mapping[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Write ``summary/control_accuracy.parquet`` (one row per technique x control run) and the
     per-technique summary next to it."""
@@ -330,6 +331,7 @@ def run_control_accuracy(
         "confidence": confidence,
         "seed": seed,
         "ties": "expected share over uniformly random orders of tied layers",
+        **(provenance or {}),
     }
     write_parquet(table, table_path, metadata=meta)
     write_parquet(summary, summary_path, metadata=meta)

@@ -18,6 +18,7 @@ import pandas as pd
 import memloc
 from memloc.config import spec_hash
 from memloc.io import write_json, write_parquet
+from memloc.provenance import record
 
 from . import labels as label_codes
 from . import sources, splits, validate
@@ -35,6 +36,17 @@ def _pick(frame: pd.DataFrame, codes: np.ndarray, index: np.ndarray) -> tuple[pd
 
 def _counts(codes: np.ndarray, names: list[str]) -> dict[str, int]:
     return {name: int(n) for name, n in zip(names, np.bincount(codes, minlength=len(names)))}
+
+
+def _input_files(inputs: dict[str, str], resources_dir: str | os.PathLike) -> list[str]:
+    """The source files behind ``inputs`` (a registry archive is named by its file name only)."""
+    out = []
+    for name in sorted(inputs):
+        for candidate in (Path(name), Path(resources_dir) / "registry" / name):
+            if candidate.is_file():
+                out.append(str(candidate))
+                break
+    return out
 
 
 def build_examples(spec: dict[str, Any], resources_dir: str | os.PathLike = "resources") -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any]]:
@@ -103,7 +115,10 @@ def build_examples(spec: dict[str, Any], resources_dir: str | os.PathLike = "res
         "notes": raw.notes,
     }
     metadata = {"dataset": name, "source": raw.source, "input_sha256": raw.inputs,
-                **{k: v for k, v in provenance.items() if k != "sha256"}}
+                **{k: v for k, v in provenance.items() if k != "sha256"},
+                # The record every table carries, so `memloc check` sees a changed source file.
+                **record(spec, {"source": _input_files(raw.inputs, resources_dir)},
+                         **({"hf": raw.fingerprint} if raw.fingerprint else {}))}
     return df, doc, metadata
 
 
