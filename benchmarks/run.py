@@ -14,6 +14,8 @@ Sections (each measured in this run, side by side, never against numbers from an
    benchmark files (``results/benchmarks``), or from a fresh timed run with ``--run-default``.
 4. ``scaling``: each rule's cost exponent in training-set size and in blocks, and its peak memory,
    from small real workflow runs of a random BERT.
+5. ``precision``: the embedded default at 400 sentences in fp32 and in bf16 autocast; the noisy
+   model's memorisation, its validation accuracy and each M-CoG must agree within stated tolerances.
 
 Writes ``<out>/benchmarks.parquet`` (columns: section, benchmark, value, unit, reference, ratio,
 target, detail, plus the device and threads) and ``<out>/benchmarks.md``.
@@ -35,12 +37,13 @@ sys.path.insert(0, str(HERE))
 import bench_techniques  # noqa: E402
 import bench_windows  # noqa: E402
 import end_to_end  # noqa: E402
+import precision  # noqa: E402
 import scaling  # noqa: E402
 import throughput  # noqa: E402
 
 from memloc.io import write_parquet  # noqa: E402
 
-SECTIONS = ("throughput", "techniques", "end_to_end", "scaling")
+SECTIONS = ("throughput", "techniques", "end_to_end", "scaling", "precision")
 COLUMNS = ["section", "benchmark", "value", "unit", "reference", "ratio", "target", "detail"]
 
 
@@ -142,12 +145,15 @@ def main(argv=None) -> int:
             rows += e2e
         else:
             print(f"   skipped: {results}/benchmarks does not exist (run snakemake first, or pass --run-default)")
+    base_n = sorted(args.sizes)[len(args.sizes) // 2]
+    base_L = sorted(args.blocks)[len(args.blocks) // 2]
     if "scaling" in args.only:
         print("== scaling", flush=True)
-        base_n = sorted(args.sizes)[len(args.sizes) // 2]
-        base_L = sorted(args.blocks)[len(args.blocks) // 2]
         sc, extra["scaling_grid"] = scaling.scaling_rows(args.sizes, args.blocks, base_n, base_L, args.hidden, args.cores)
         rows += sc
+    if "precision" in args.only:
+        print("== precision", flush=True)
+        rows += precision.precision_rows(args.cores)
 
     table = pd.DataFrame(rows, columns=COLUMNS).assign(device=str(device), threads=args.threads)
     header = (

@@ -6,7 +6,7 @@ synthetic two-class corpus with a randomly initialised BERT of fixed width, once
 reads each rule's benchmark files and fits ``seconds ~ c * x^k`` per rule by least squares on the
 logarithms (``k`` is the scaling exponent; 1 = linear).
 
-Every job also pays a fixed start-up (importing torch and transformers, a few seconds), which pulls
+The random model need not learn the task for its cost to be measured. Every job also pays a fixed start-up (importing torch and transformers, a few seconds), which pulls
 the exponent of a cheap rule toward 0; the table keeps the seconds at each point so that is visible.
 """
 
@@ -47,8 +47,8 @@ def grid_config(data: Path, n: int, blocks: int, hidden: int) -> dict:
             "synthetic": {
                 "source": {"kind": "file", "train": str(data)},
                 "columns": {"text_a": "sentence"},
-                "max_train": n,
-                "max_eval": 100,
+                "max_train_examples": n,
+                "max_eval_examples": 100,
             }
         },
         "models": {

