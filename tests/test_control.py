@@ -283,3 +283,27 @@ def test_run_control_accuracy_from_files_and_figure(tmp_path):
     assert [p.suffix for p in out] == [".pdf", ".png"] and all(p.stat().st_size > 0 for p in out)
     empty = plot_control_summary(summary.iloc[0:0], tmp_path / "fig" / "empty")
     assert all(p.exists() for p in empty)
+
+
+def test_control_overlay_on_the_default_validates():
+    """`--configfile config.yaml config/control.yaml`: Snakemake merges the overlay into the default."""
+    from pathlib import Path
+
+    import yaml
+
+    from memloc import config as mconf
+
+    repo = Path(__file__).resolve().parents[1]
+
+    def merge(base: dict, over: dict) -> dict:
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        return out
+
+    default = yaml.safe_load((repo / "config.yaml").read_text())
+    cfg = mconf.validate(merge(default, yaml.safe_load((repo / "config" / "control.yaml").read_text())), source="control.yaml")
+    assert cfg["control"]["enabled"] is True
+    # The overlay only adds the control setup: data, model and training stay the default's.
+    plain = mconf.validate(default, source="config.yaml")
+    assert {k: cfg[k] for k in ("datasets", "models", "training")} == {k: plain[k] for k in ("datasets", "models", "training")}
