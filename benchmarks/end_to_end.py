@@ -36,7 +36,7 @@ def rule_of(rel: Path) -> str:
 
 
 def read_benchmarks(results: Path) -> pd.DataFrame:
-    """One row per job: rule, path, seconds, peak RSS (MB), CPU seconds, end time (epoch seconds)."""
+    """One row per job: rule, path, seconds, peak RSS (MB), end time (epoch seconds)."""
     root = Path(results) / "benchmarks"
     rows = []
     for f in sorted(root.rglob("*.tsv")):
@@ -50,7 +50,6 @@ def read_benchmarks(results: Path) -> pd.DataFrame:
                 "path": str(f.relative_to(root)),
                 "seconds": float(last["s"]),
                 "max_rss_mb": float(last["max_rss"]) if pd.notna(last.get("max_rss")) else np.nan,
-                "cpu_seconds": float(last["cpu_time"]) if "cpu_time" in last and pd.notna(last["cpu_time"]) else np.nan,
                 "end": f.stat().st_mtime,
             }
         )
