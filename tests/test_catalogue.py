@@ -153,6 +153,14 @@ def test_out_of_range_or_disallowed_config_value(edit, field, fix):
     assert CONFIG_FILE in msg and field in msg and fix in msg, msg
 
 
+@pytest.mark.parametrize("corpus, granularity", [("reuters_r8", "binary"), ("movie_reviews", "five_class")])
+def test_neutral_band_outside_binary_movie_reviews_is_refused(corpus, granularity):
+    cfg = base_config()
+    cfg["datasets"]["toy"] = {"source": {"kind": "registry", "corpus": corpus, "granularity": granularity, "neutral_band": 0.8}}
+    msg = config_error(cfg)
+    assert CONFIG_FILE in msg and "datasets.toy.source.neutral_band = 0.8" in msg and "remove neutral_band" in msg, msg
+
+
 def test_undefined_model_reference_suggests_spelling():
     cfg = base_config()
     cfg["run"]["models"] = ["tinny"]

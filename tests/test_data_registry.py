@@ -72,6 +72,22 @@ def test_movie_labels_binary_and_five_class():
         "very negative", "very positive", "negative", "positive"]
 
 
+def test_neutral_band_drops_ratings_within_it_from_binary_labels():
+    ratings = np.array([2.5, -3.0, 0.0, -0.8, 0.8, 0.81, -0.79, -0.81])
+    assert registry.movie_labels(ratings, "binary", neutral_band=0.8).tolist() == [
+        "positive", "negative", None, None, None, "positive", None, "negative"]
+    with pytest.raises(DataError, match="binary only"):
+        registry.movie_labels(ratings, "five_class", neutral_band=0.8)
+
+
+def test_load_archive_with_neutral_band_says_what_it_dropped(tmp_path):
+    raw = registry.load_archive("movie_reviews", make_vader_sdist(tmp_path / "v.tar.gz"), "binary", neutral_band=0.8)
+    # Of 2.5, -3.0, 0.0, -2.4, 0.8, 2.41 the band [-0.8, 0.8] removes 0.0 and 0.8.
+    assert raw.train["text_a"].tolist() == ["A clich\u00e9 done well.", "Dreadful.", "Borderline awful.", "Very good."]
+    assert any("2 sentences with mean rating in the neutral band [-0.8, 0.8]" in n for n in raw.notes)
+    assert raw.source == "registry:movie_reviews/binary/neutral_band=0.8"
+
+
 def test_load_archive_drops_zero_ratings_and_names_classes(tmp_path):
     raw = registry.load_archive("movie_reviews", make_vader_sdist(tmp_path / "v.tar.gz"), "binary")
     assert len(raw.train) == 5 and raw.eval is None

@@ -118,7 +118,22 @@ def validate(raw: dict[str, Any] | None, source: str = "config") -> dict[str, An
         msgs = list(dict.fromkeys(_format_error(e, source) for e in errors))
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(msgs))
     _check_references(cfg, source)
+    _check_registry_options(cfg, source)
     return cfg
+
+
+def _check_registry_options(cfg: dict, source: str) -> None:
+    """Options the schema cannot tie to each other: a neutral band needs binary movie reviews."""
+    for name, spec in cfg["datasets"].items():
+        src = spec["source"]
+        if src["kind"] != "registry" or not src.get("neutral_band"):
+            continue
+        if src["corpus"] != "movie_reviews" or src.get("granularity", "binary") != "binary":
+            raise ConfigError(
+                f"{source}: datasets.{name}.source.neutral_band = {src['neutral_band']} applies to "
+                f"corpus movie_reviews with granularity binary only (here corpus {src['corpus']}, "
+                f"granularity {src.get('granularity', 'binary')}); remove neutral_band or set it to 0."
+            )
 
 
 def _check_references(cfg: dict, source: str) -> None:

@@ -168,11 +168,19 @@ def parse_movie_reviews(data: bytes, where: str = Path(MOVIE_INNER).name) -> pd.
     return pd.DataFrame(rows, columns=["id", "rating", "text", "origin"])
 
 
-def movie_labels(ratings: np.ndarray, granularity: str) -> np.ndarray:
-    """Class names per rating; ``None`` where a binary label is undefined (rating exactly 0)."""
+def movie_labels(ratings: np.ndarray, granularity: str, neutral_band: float = 0.0) -> np.ndarray:
+    """Class names per rating; ``None`` where a binary label is undefined.
+
+    A binary label is undefined at rating 0 and, with ``neutral_band`` b > 0, for every rating in
+    [-b, b]: SST-2 drops SST's neutral class, which on this [-4, 4] scale is b = 0.8 (the five-class
+    neutral bin).
+    """
     ratings = np.asarray(ratings, dtype=float)
     if granularity == "binary":
-        return np.where(ratings > 0, "positive", np.where(ratings < 0, "negative", None)).astype(object)
+        band = max(float(neutral_band), 0.0)
+        return np.where(ratings > band, "positive", np.where(ratings < -band, "negative", None)).astype(object)
+    if neutral_band:
+        raise DataError(f"neutral_band applies to granularity binary only, not {granularity!r}; remove it.")
     if granularity == "five_class":
         # Bins are (a, b] on the rating scale; side="left" puts a rating equal to a cut in the lower bin.
         return np.array(FIVE_CLASS_NAMES, dtype=object)[np.searchsorted(FIVE_CLASS_CUTS, ratings, side="left")]
@@ -204,22 +212,25 @@ def _frame(text: pd.Series, label, origin: pd.Series) -> pd.DataFrame:
     ).astype({"text_b": object})
 
 
-def load_archive(corpus: str, archive: str | os.PathLike, granularity: str = "binary") -> RawSplits:
+def load_archive(
+    corpus: str, archive: str | os.PathLike, granularity: str = "binary", neutral_band: float = 0.0
+) -> RawSplits:
     """Parse an archive already on disk (no hash check; :func:`load` verifies first)."""
     archive = Path(archive)
     if corpus == "movie_reviews":
         df = parse_movie_reviews(read_movie_archive(archive))
-        labels = movie_labels(df["rating"].to_numpy(), granularity)
+        labels = movie_labels(df["rating"].to_numpy(), granularity, neutral_band)
         keep = pd.notna(pd.Series(labels))
         notes = []
         if not keep.all():
-            notes.append(f"dropped {int((~keep).sum())} sentences with mean rating exactly 0 (no binary label)")
+            where = f"in the neutral band [-{neutral_band:g}, {neutral_band:g}]" if neutral_band else "exactly 0"
+            notes.append(f"dropped {int((~keep).sum())} sentences with mean rating {where} (no binary label)")
             log.info("movie_reviews: %s", notes[-1])
         df, labels = df[keep.to_numpy()].reset_index(drop=True), labels[keep.to_numpy()]
         return RawSplits(
             train=_frame(df["text"], labels, df["origin"]),
             eval=None,
-            source=f"registry:movie_reviews/{granularity}",
+            source=f"registry:movie_reviews/{granularity}" + (f"/neutral_band={neutral_band:g}" if neutral_band else ""),
             train_where=f"{archive.name}!{MOVIE_INNER}",
             label_names=BINARY_NAMES if granularity == "binary" else FIVE_CLASS_NAMES,
             notes=notes,
@@ -257,6 +268,6 @@ def load(spec_source: dict[str, Any], resources_dir: str | os.PathLike) -> RawSp
             f"{path}: sha256 mismatch (expected {expected}, got {actual}). "
             "Delete the file and run the fetch_registry rule (or `memloc fetch`) again."
         )
-    raw = load_archive(corpus, path, spec_source.get("granularity", "binary"))
+    raw = load_archive(corpus, path, spec_source.get("granularity", "binary"), spec_source.get("neutral_band", 0.0))
     raw.inputs = {path.name: actual}
     return raw
