@@ -105,6 +105,32 @@ def test_tiny_workflow_end_to_end(tmp_path):
     check = subprocess.run([sys.executable, "-m", "memloc.cli", "check", str(results)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "record no provenance" not in check.stdout + check.stderr, check.stdout + check.stderr
+    # Raising K plans one new subset model and the estimator (with what reads its tables), and
+    # nothing upstream or in localisation: the K models already trained are kept.
+    more = tiny_config(tmp_path, data)
+    more["counterfactual"]["models"] += 1
+    plan = snakemake(tmp_path, "--configfile", str(write_config(tmp_path, more)), "--cores", "2", "-n")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    planned = planned_jobs(plan.stdout + plan.stderr)
+    assert planned.get("finetune_subset") == 1 and planned.get("counterfactual_memorisation") == 1, planned
+    kept = {"prepare_data", "tokenize", "finetune", "memorised_set", "swapping", "retraining", "gradients", "probing", "centroids"}
+    assert not kept & set(planned), planned
+    assert "k4.parquet" in plan.stdout + plan.stderr and "k3.parquet" not in " ".join(
+        line for line in (plan.stdout + plan.stderr).splitlines() if line.strip().startswith("output:")
+    )
+
+
+def planned_jobs(dry_run_output: str) -> dict[str, int]:
+    """Rule -> job count from the "Job stats" table of ``snakemake -n``."""
+    lines = dry_run_output.split("Job stats:", 1)[1].splitlines()
+    counts = {}
+    for line in lines:
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            if parts[0] == "total":
+                break
+            counts[parts[0]] = int(parts[1])
+    return counts
 
 
 def test_misspelt_key_fails_fast_naming_it(tmp_path):
