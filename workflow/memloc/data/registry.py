@@ -173,7 +173,7 @@ def movie_labels(ratings: np.ndarray, granularity: str, neutral_band: float = 0.
 
     A binary label is undefined at rating 0 and, with ``neutral_band`` b > 0, for every rating in
     [-b, b]: SST-2 drops SST's neutral class, which on this [-4, 4] scale is b = 0.8 (the five-class
-    neutral bin).
+    neutral bin (-0.8, 0.8], with a rating of exactly -0.8 dropped too, so the band is symmetric).
     """
     ratings = np.asarray(ratings, dtype=float)
     if granularity == "binary":
