@@ -177,8 +177,7 @@ def movie_labels(ratings: np.ndarray, granularity: str, neutral_band: float = 0.
     """
     ratings = np.asarray(ratings, dtype=float)
     if granularity == "binary":
-        band = max(float(neutral_band), 0.0)
-        return np.where(ratings > band, "positive", np.where(ratings < -band, "negative", None)).astype(object)
+        return np.where(ratings > neutral_band, "positive", np.where(ratings < -neutral_band, "negative", None)).astype(object)
     if neutral_band:
         raise DataError(f"neutral_band applies to granularity binary only, not {granularity!r}; remove it.")
     if granularity == "five_class":
