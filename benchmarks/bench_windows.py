@@ -24,6 +24,7 @@ Writes nothing but stdout unless --out is given (a small Parquet table of the ti
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import copy
 import time
 
@@ -137,7 +138,7 @@ def bench_retraining_steps(model, data, batch_idx, wins, device, repeats):
 
 def bench_retraining_job(noisy, pretrained, data, memorised, settings, device, repeats):
     def job(cache_prefix: bool):
-        opts = RetrainSettings(**{**settings.__dict__, "cache_prefix": cache_prefix})
+        opts = replace(settings, cache_prefix=cache_prefix)
         return lambda: retrain_windows(noisy, pretrained, data, memorised, opts, device=device)
 
     return timed({"plain": job(False), "cached": job(True)}, device, repeats)
@@ -195,7 +196,7 @@ def measure(args) -> list[dict]:
     job_data = token_set(args.job_examples, args.max_len, seed=1)
     memorised = np.zeros(len(job_data), dtype=bool)
     memorised[: max(1, len(job_data) // 8)] = True
-    settings = RetrainSettings(epochs=2, batch_size=args.batch, eval_batch_size=64, learning_rate=1e-4, seed=0)
+    settings = RetrainSettings.with_defaults(epochs=2, batch_size=args.batch, eval_batch_size=64, learning_rate=1e-4)
     t = bench_retraining_job(build(1, args.job_layers), build(3, args.job_layers), job_data, memorised, settings, device, args.repeats)
     rows.append({"benchmark": "retraining_job", "baseline_s": t["plain"], "fast_s": t["cached"],
                  "speedup": t["plain"] / t["cached"]})

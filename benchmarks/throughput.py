@@ -89,7 +89,7 @@ def train_throughput(
     """Tokens/s and model FLOP/s of ``fit``'s training loop; the first epoch is the warm-up."""
     model = model_factory()
     logging.getLogger("memloc.train").setLevel(logging.ERROR)  # random labels never reach "memorised"
-    settings = Settings(
+    settings = Settings.with_defaults(
         epochs=epochs, learning_rate=1e-4, batch_size=batch_size, precision=precision, length_buckets=length_buckets
     )
     result = fit(model, trainable_parameters(model, "noisy", True), data, settings, 1, device, threads)

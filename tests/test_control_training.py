@@ -19,16 +19,14 @@ from memloc.control.multitask import (
     control_batches,
     fit_control,
     load_aux_head,
-    make_task_optim,
     run_control,
-    task_step,
 )
 from memloc.io import write_parquet
 from memloc.models.blocks import block_access
 from memloc.models.loading import load_classifier
 from memloc.models.random import build_random_classifier
 from memloc.tokens import TokenSet
-from memloc.training.loop import Settings
+from memloc.training.loop import Settings, classifier_task, train_loop
 
 VOCAB = 200
 CPU = torch.device("cpu")
@@ -75,13 +73,16 @@ def snapshot(model):
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-SETTINGS = Settings(epochs=3, learning_rate=1e-3, batch_size=8, eval_batch_size=32, weight_decay=0.01)
+settings = Settings.with_defaults
+control_settings = ControlSettings.with_defaults
+SETTINGS = settings(epochs=3, learning_rate=1e-3, batch_size=8, eval_batch_size=32, weight_decay=0.01)
 
 
 def one_step(cm, task, data, lr=1e-3):
-    optim = make_task_optim(cm.parameters_of(task), lr, SETTINGS, total_steps=10, device=CPU)
-    cm.train()
-    return task_step(cm, task, data.collate(np.arange(8)), optim, CPU)
+    """One optimiser step of ``task`` on the first 8 examples, through the training loop."""
+    tasks = {task: classifier_task(cm.model_of(task), data, cm.parameters_of(task), lr, CPU)}
+    res = train_loop(cm, tasks, lambda epoch: [(task, np.arange(8))], settings(epochs=1, weight_decay=0.01), CPU)
+    return res.epoch_losses[0][0]
 
 
 def test_blocks_are_shared_and_embeddings_identical():
@@ -163,7 +164,7 @@ class Killed(RuntimeError):
 
 def test_resume_after_kill_equals_uninterrupted(tmp_path):
     main_data, aux_data = toy_tokenset(32), toy_tokenset(24, seed=1, n_classes=3)
-    control = ControlSettings(auxiliary_learning_rate=5e-4)
+    control = control_settings(auxiliary_learning_rate=5e-4)
 
     def run(work_dir=None, kill_at=None):
         torch.manual_seed(5)
@@ -219,9 +220,9 @@ def write_toy_inputs(tmp_path):
 def test_run_control_writes_finetune_outputs(tmp_path):
     pretrained, paths = write_toy_inputs(tmp_path)
     out = tmp_path / "models" / "toy" / "tiny" / "control-2-3" / "seed1"
-    settings = Settings(epochs=2, learning_rate=1e-3, batch_size=8, eval_batch_size=32, device="cpu")
-    control = ControlSettings(auxiliary_learning_rate=5e-4, auxiliary_max_train_examples=12)
-    res = run_control(*paths["main"], *paths["aux"], str(pretrained), "control-2-3", 1, settings, control,
+    settings_ = settings(epochs=2, learning_rate=1e-3, batch_size=8, eval_batch_size=32, device="cpu")
+    control = control_settings(auxiliary_learning_rate=5e-4, auxiliary_max_train_examples=12)
+    res = run_control(*paths["main"], *paths["aux"], str(pretrained), "control-2-3", 1, settings_, control,
                       str(out), str(tmp_path / "work"))
     assert not (tmp_path / "work").exists()
     for ckpt in ("final", "memorised"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -14,9 +15,11 @@ from memloc.counterfactual.subsets import SUBSET_COLUMNS, run_subset, subset_mas
 from memloc.counterfactual.summary import run_memorisation, run_memorisation_map, run_memorised_set
 from memloc.io import write_parquet
 from memloc.models.random import build_random_classifier
+from memloc.training.loop import Settings
 
 VOCAB = 120
-SETTINGS = {"epochs": 1, "learning_rate": 3e-3, "batch_size": 8, "eval_batch_size": 32, "device": "cpu"}
+# A validated training block, as the rule passes it.
+SETTINGS = asdict(Settings.with_defaults(epochs=1, learning_rate=3e-3, batch_size=8, eval_batch_size=32, device="cpu"))
 
 
 @pytest.fixture(autouse=True)

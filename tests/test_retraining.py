@@ -130,7 +130,7 @@ def test_train_modes_split_prefix_and_rest():
 # --------------------------------------------------------------------------- one window
 
 
-SHORT = RetrainSettings(epochs=2, learning_rate=1e-3, batch_size=8, warmup_ratio=0.1, eval_batch_size=16, seed=0)
+SHORT = RetrainSettings.with_defaults(epochs=2, learning_rate=1e-3, batch_size=8, warmup_ratio=0.1, eval_batch_size=16)
 
 
 @pytest.mark.parametrize("cache_prefix", [True, False])

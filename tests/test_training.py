@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
+from memloc.config import block_defaults
+from memloc.errors import ConfigError
 from memloc.models.blocks import block_access
 from memloc.models.random import build_random_classifier
 from memloc.tokens import TokenSet
@@ -37,7 +39,8 @@ def tiny_model(model_type="bert", seed=0):
     return build_random_classifier(model_type, num_layers=2, hidden_size=32, num_heads=2, vocab_size=VOCAB, seed=seed)
 
 
-SETTINGS = Settings(epochs=6, learning_rate=3e-3, batch_size=8, eval_batch_size=32, warmup_ratio=0.1)
+settings = Settings.with_defaults
+SETTINGS = settings(epochs=6, learning_rate=3e-3, batch_size=8, eval_batch_size=32, warmup_ratio=0.1)
 
 
 def state(model):
@@ -60,7 +63,7 @@ def test_frozen_parameters_unchanged_bit_for_bit(variant):
     data = toy_tokenset()
     model = tiny_model("gpt2")
     before = state(model)
-    fit(model, trainable_parameters(model, variant, True), data, Settings(epochs=1, batch_size=8), 1, CPU, 2)
+    fit(model, trainable_parameters(model, variant, True), data, settings(epochs=1, batch_size=8), 1, CPU, 2)
     access = block_access(model)
     names = {id(p): n for n, p in model.named_parameters()}
     emb = {names[id(p)] for p in access.embedding_parameters()}
@@ -83,7 +86,7 @@ class Killed(RuntimeError):
 
 def test_resume_after_kill_equals_uninterrupted(tmp_path):
     data = toy_tokenset()
-    settings = Settings(epochs=4, learning_rate=3e-3, batch_size=8)
+    opts = settings(epochs=4, learning_rate=3e-3, batch_size=8)
 
     def run(work_dir=None, kill_at=None):
         torch.manual_seed(5)
@@ -92,9 +95,9 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path):
         def batches(seed, epoch):
             if kill_at is not None and epoch == kill_at:
                 raise Killed
-            return train_batches(data.lengths, settings.batch_size, seed, epoch, True)
+            return train_batches(data.lengths, opts.batch_size, seed, epoch, True)
 
-        res = fit(model, trainable_parameters(model, "noisy", True), data, settings, 7, CPU, 2,
+        res = fit(model, trainable_parameters(model, "noisy", True), data, opts, 7, CPU, 2,
                   work_dir=work_dir, batch_fn=batches)
         return model, res
 
@@ -116,7 +119,7 @@ def test_same_seed_same_weights_different_seed_differs():
     def run(seed):
         torch.manual_seed(0)
         model = tiny_model()
-        fit(model, trainable_parameters(model, "noisy", True), data, Settings(epochs=1, batch_size=8), seed, CPU, 2)
+        fit(model, trainable_parameters(model, "noisy", True), data, settings(epochs=1, batch_size=8), seed, CPU, 2)
         return state(model)
 
     a, b, c = run(1), run(1), run(2)
@@ -141,3 +144,12 @@ def test_macro_f1_hand_computed():
     p = np.array([0, 1, 1, 1, 0])
     # class 0: tp1 fp1 fn1 -> 0.5; class 1: tp2 fp1 fn0 -> 0.8; class 2: tp0 fn1 -> 0
     assert macro_f1(y, p) == pytest.approx((0.5 + 0.8 + 0.0) / 3)
+
+
+def test_settings_have_no_defaults_of_their_own():
+    """Settings come from a validated config; a block that lacks a key names it instead of guessing."""
+    full = {**block_defaults("training"), "epochs": 3}
+    assert Settings.from_dict(full).epochs == 3
+    full.pop("memorised_f1")
+    with pytest.raises(ConfigError, match="memorised_f1"):
+        Settings.from_dict(full)

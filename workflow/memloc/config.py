@@ -182,3 +182,17 @@ def model_spec(cfg: dict, name: str) -> dict[str, Any]:
 def spec_hash(spec: Any) -> str:
     """Provenance hash of an effective spec (what a job's output depends on)."""
     return stable_hash(spec)
+
+
+def block_defaults(block: str) -> dict[str, Any]:
+    """The schema's defaults of top-level block ``block``: what a config that omits it gets.
+
+    The one source of defaults for code that builds settings outside a validated config (tests,
+    benchmarks); the schema stays their only home.
+    """
+    schema = load_schema()
+    out: dict[str, Any] = {}
+    errors = list(_Validator(schema).evolve(schema=schema["properties"][block]).iter_errors(out))
+    if errors:
+        raise ConfigError(f"schema defaults of {block!r} do not validate: {errors[0].message}")
+    return out

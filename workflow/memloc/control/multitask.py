@@ -29,10 +29,8 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import shutil
-import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -42,26 +40,16 @@ import torch
 
 from memloc import __version__
 from memloc.control.pairs import parse_variant
-from memloc.device import autocast, needs_grad_scaler, select_device, set_determinism
+from memloc.device import select_device, set_determinism
 from memloc.errors import DataError, ModelError
-from memloc.io import atomic_dir, stable_hash, write_parquet
+from memloc.io import atomic_dir, write_parquet
 from memloc.models.blocks import BlockAccess, block_access
 from memloc.models.loading import load_classifier
 from memloc.tokens import TokenSet, load_split_tokensets, load_tokenset
 from memloc.training.batching import train_batches
+from memloc.training.evaluation import score_rows
 from memloc.training.finetune import predictions_table
-from memloc.training.loop import (
-    Settings,
-    _atomic_torch_save,
-    _model_inputs,
-    optimizer_step,
-    _Progress,
-    _rng_state,
-    _set_rng_state,
-    linear_schedule,
-    predict_logits,
-    score,
-)
+from memloc.training.loop import FitResult, Settings, classifier_task, settings_from_dict, train_loop
 
 log = logging.getLogger("memloc.control")
 
@@ -75,7 +63,7 @@ _INTERLEAVE_TAG = 0x63746C
 
 @dataclass(frozen=True)
 class ControlSettings:
-    """Options of control training (the config's ``control`` block, as passed to the job).
+    """Options of control training (the validated config's ``control`` block, as passed to the job).
 
     ``epochs`` / ``learning_rate`` override the model's training settings for the main task
     (``None``: the model's own); the auxiliary task trains at ``auxiliary_learning_rate`` with the
@@ -83,15 +71,21 @@ class ControlSettings:
     caps the auxiliary training examples (a seeded subsample) and so its share of each epoch.
     """
 
-    auxiliary_learning_rate: float = 5e-6
-    auxiliary_max_train_examples: int | None = None
-    epochs: int | None = None
-    learning_rate: float | None = None
+    auxiliary_learning_rate: float
+    auxiliary_max_train_examples: int | None
+    epochs: int | None
+    learning_rate: float | None
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "ControlSettings":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in (d or {}).items() if k in names})
+    def from_dict(cls, d: dict) -> "ControlSettings":
+        return settings_from_dict(cls, d, "control")
+
+    @classmethod
+    def with_defaults(cls, **changes) -> "ControlSettings":
+        """The schema's defaults with ``changes``: for code that runs outside a config (tests)."""
+        from memloc.config import block_defaults
+
+        return cls.from_dict({**block_defaults("control"), **changes})
 
     def main_settings(self, settings: Settings) -> Settings:
         """The model's training settings with this block's overrides applied."""
@@ -155,13 +149,6 @@ class ControlModel:
     def model_of(self, task: str):
         return self.main if task == MAIN else self.aux
 
-    def set_trainable(self, task: str | None) -> None:
-        """Gradients only for ``task``'s parameters (``None``: for nothing)."""
-        wanted = set() if task is None else {id(p) for p in self.parameters_of(task)}
-        for model in (self.main, self.aux):
-            for p in model.parameters():
-                p.requires_grad_(id(p) in wanted)
-
     def to(self, device) -> "ControlModel":
         self.main.to(device)
         self.aux.to(device)
@@ -170,6 +157,24 @@ class ControlModel:
     def train(self) -> None:
         self.main.train()
         self.aux.train()
+
+    # What the training loop needs (memloc.training.loop.Trainee): checkpoints hold the main
+    # classifier and the auxiliary head.
+    def parameters(self) -> list[torch.nn.Parameter]:
+        return list(self.main.parameters()) + list(self.aux.parameters())
+
+    def train_mode(self) -> None:
+        self.train()
+
+    def snapshot(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {
+            "main": {k: v.detach().cpu().clone() for k, v in self.main.state_dict().items()},
+            "aux_head": self.aux_head_state(),
+        }
+
+    def restore(self, state: dict[str, dict[str, torch.Tensor]]) -> None:
+        self.main.load_state_dict(state["main"])
+        self.load_aux_head_state(state["aux_head"])
 
     # The auxiliary head (every auxiliary parameter or buffer outside embeddings and blocks).
     def aux_head_state(self) -> dict[str, torch.Tensor]:
@@ -221,74 +226,7 @@ def control_batches(
     return [(MAIN, next(it_main)) if t == 0 else (AUX, next(it_aux)) for t in tasks]
 
 
-@dataclass
-class TaskOptim:
-    """Optimiser, schedule and (fp16) grad scaler of one task."""
-
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    scaler: torch.amp.GradScaler | None
-    params: list[torch.nn.Parameter]
-    max_grad_norm: float
-
-    def state_dict(self) -> dict:
-        return {
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        if self.scaler is not None and state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-
-
-def make_task_optim(
-    params: list[torch.nn.Parameter], lr: float, settings: Settings, total_steps: int, device: torch.device
-) -> TaskOptim:
-    """AdamW (decay on matrices only, as in ``fit``) with linear warm-up and decay over ``total_steps``."""
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr
-    )
-    scheduler = linear_schedule(optimizer, math.ceil(settings.warmup_ratio * total_steps), max(1, total_steps))
-    scaler = torch.amp.GradScaler("cuda") if needs_grad_scaler(device, settings.precision) else None
-    return TaskOptim(optimizer, scheduler, scaler, params, settings.max_grad_norm)
-
-
-def task_step(cm: ControlModel, task: str, batch: dict[str, torch.Tensor], optim: TaskOptim, device: torch.device, precision: str = "fp32") -> float:
-    """One optimiser step of ``task`` on a collated batch; only ``task``'s parameters change."""
-    cm.set_trainable(task)
-    model = cm.model_of(task)
-    labels = batch["labels"].to(device)
-    with autocast(device, precision):
-        logits = model(**_model_inputs(batch, device)).logits
-    loss = torch.nn.functional.cross_entropy(logits.float(), labels)
-    optimizer_step(loss, optim.optimizer, optim.scheduler, optim.params, optim.max_grad_norm, optim.scaler)
-    # The other task's step must not see this task's gradients.
-    optim.optimizer.zero_grad(set_to_none=True)
-    return float(loss.detach())
-
-
 # --------------------------------------------------------------------------- the loop
-
-
-@dataclass
-class ControlFitResult:
-    trace: pd.DataFrame
-    memorised_epoch: int
-    memorised_reached: bool
-    memorised_state: dict[str, dict[str, torch.Tensor]]  # {"main": state_dict, "aux_head": ...}
-
-
-def _snapshot(cm: ControlModel) -> dict[str, dict[str, torch.Tensor]]:
-    return {
-        "main": {k: v.detach().cpu().clone() for k, v in cm.main.state_dict().items()},
-        "aux_head": cm.aux_head_state(),
-    }
 
 
 def fit_control(
@@ -306,130 +244,40 @@ def fit_control(
     train_groups: dict[str, np.ndarray] | None = None,
     work_dir: str | Path | None = None,
     batch_fn: Callable[[int, int], list[tuple[str, np.ndarray]]] | None = None,
-) -> ControlFitResult:
-    """Train a control model for ``settings.epochs`` epochs (``settings`` already holds any
-    control overrides, see :meth:`ControlSettings.main_settings`).
+) -> FitResult:
+    """Train a control model for ``settings.epochs`` epochs on the shared training loop
+    (``settings`` already holds any control overrides, see :meth:`ControlSettings.main_settings`).
 
     Trace splits: ``train`` (+ ``train_groups``, e.g. ``train_noisy``/``train_clean``) and
     ``eval_sets`` for the main task; ``aux_train`` and ``aux_eval_sets`` (e.g. ``aux_validation``)
     for the auxiliary task; a ``task`` column says which. ``work_dir`` holds the resume state.
     ``batch_fn(seed, epoch)`` overrides :func:`control_batches` (tests).
     """
-    eval_sets, aux_eval_sets, train_groups = eval_sets or {}, aux_eval_sets or {}, train_groups or {}
     cm.to(device)
-    cm.set_trainable(None)
 
     def batches_for(epoch: int) -> list[tuple[str, np.ndarray]]:
         if batch_fn is not None:
             return batch_fn(seed, epoch)
         return control_batches(main_train.lengths, aux_train.lengths, settings.batch_size, seed, epoch, settings.length_buckets)
 
-    first = batches_for(1)
-    n_main_steps = sum(1 for t, _ in first if t == MAIN)
-    n_aux_steps = len(first) - n_main_steps
-    optims = {
-        MAIN: make_task_optim(cm.main_parameters(), settings.learning_rate, settings, n_main_steps * settings.epochs, device),
-        AUX: make_task_optim(cm.aux_parameters(), control.auxiliary_learning_rate, settings, n_aux_steps * settings.epochs, device),
+    def evaluate() -> list[dict]:
+        args = (settings.eval_batch_size, device, settings.precision)
+        main = score_rows(cm.main, main_train, n_main, *args, train_groups, eval_sets, extra={"task": MAIN})
+        aux = score_rows(cm.aux, aux_train, n_aux, *args, None, aux_eval_sets, prefix="aux_", extra={"task": AUX})
+        return main + aux
+
+    tasks = {
+        MAIN: classifier_task(cm.main, main_train, cm.main_parameters(), settings.learning_rate, device),
+        AUX: classifier_task(cm.aux, aux_train, cm.aux_parameters(), control.auxiliary_learning_rate, device),
     }
-    data = {MAIN: main_train, AUX: aux_train}
-
-    run_key = stable_hash(
-        {
-            "settings": asdict(settings),
-            "control": asdict(control),
-            "pair": cm.pair,
-            "seed": seed,
-            "n": [len(main_train), len(aux_train)],
-            "ids": [main_train.example_ids[:50].tolist(), aux_train.example_ids[:50].tolist()],
-        }
-    )
-    rows: list[dict] = []
-    memorised_epoch, memorised_state = 0, None
-    start_epoch = 1
-    work = Path(work_dir) if work_dir else None
-    state_path = work / "state.pt" if work else None
-    if state_path is not None and state_path.exists():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
-        if state.get("run_key") == run_key:
-            cm.main.load_state_dict(state["main"])
-            cm.load_aux_head_state(state["aux_head"])
-            for task, optim in optims.items():
-                optim.load_state_dict(state["optim"][task])
-            _set_rng_state(state["rng"])
-            rows = state["trace"]
-            memorised_epoch = state["memorised_epoch"]
-            if memorised_epoch:
-                memorised_state = torch.load(work / "memorised.pt", map_location="cpu", weights_only=True)
-            start_epoch = state["epoch"] + 1
-            log.info("resuming from the end of epoch %d (%s)", state["epoch"], state_path)
-        else:
-            log.info("ignoring resume state from a different run in %s", state_path)
-
-    for epoch in range(start_epoch, settings.epochs + 1):
-        cm.train()
-        t0 = time.perf_counter()
-        batches = batches_for(epoch)
-        progress = _Progress(epoch, settings.epochs, len(batches))
-        for k, (task, idx) in enumerate(batches):
-            loss = task_step(cm, task, data[task].collate(idx), optims[task], device, settings.precision)
-            progress.step(k, loss, len(idx))
-        cm.set_trainable(None)
-        train_seconds = time.perf_counter() - t0
-
-        logits = predict_logits(cm.main, main_train, settings.eval_batch_size, device, settings.precision)
-        epoch_rows = [{"epoch": epoch, "split": "train", "task": MAIN, **score(logits, main_train.labels, n_main)}]
-        for name, mask in train_groups.items():
-            epoch_rows.append({"epoch": epoch, "split": name, "task": MAIN, **score(logits[mask], main_train.labels[mask], n_main)})
-        for name, ds in eval_sets.items():
-            lg = predict_logits(cm.main, ds, settings.eval_batch_size, device, settings.precision)
-            epoch_rows.append({"epoch": epoch, "split": name, "task": MAIN, **score(lg, ds.labels, n_main)})
-        for name, ds in {"aux_train": aux_train, **aux_eval_sets}.items():
-            lg = predict_logits(cm.aux, ds, settings.eval_batch_size, device, settings.precision)
-            epoch_rows.append({"epoch": epoch, "split": name, "task": AUX, **score(lg, ds.labels, n_aux)})
-        for r in epoch_rows:
-            r["seconds"] = train_seconds
-        rows.extend(epoch_rows)
-        train_f1 = epoch_rows[0]["macro_f1"]
-        log.info(
-            "epoch %d/%d done in %.1fs: "
-            + "  ".join(f"{r['split']} loss {r['loss']:.4f} acc {r['accuracy']:.4f} f1 {r['macro_f1']:.4f}" for r in epoch_rows),
-            epoch, settings.epochs, train_seconds,
-        )
-        if not memorised_epoch and train_f1 >= settings.memorised_f1:
-            memorised_epoch = epoch
-            memorised_state = _snapshot(cm)
-            log.info("main-task train macro-F1 %.4f >= %.3f: epoch %d is the memorised checkpoint", train_f1, settings.memorised_f1, epoch)
-            if work is not None:
-                work.mkdir(parents=True, exist_ok=True)
-                _atomic_torch_save(memorised_state, work / "memorised.pt")
-        if state_path is not None and epoch < settings.epochs:
-            work.mkdir(parents=True, exist_ok=True)
-            _atomic_torch_save(
-                {
-                    "run_key": run_key,
-                    "epoch": epoch,
-                    "main": cm.main.state_dict(),
-                    "aux_head": cm.aux_head_state(),
-                    "optim": {task: optim.state_dict() for task, optim in optims.items()},
-                    "rng": _rng_state(),
-                    "trace": rows,
-                    "memorised_epoch": memorised_epoch,
-                },
-                state_path,
-            )
-
-    reached = bool(memorised_epoch)
-    if not reached:
-        memorised_epoch = settings.epochs
-        memorised_state = _snapshot(cm)
-        log.warning(
-            "main-task train macro-F1 never reached %.3f; the memorised checkpoint is the final epoch (flagged in the trace)",
-            settings.memorised_f1,
-        )
-    trace = pd.DataFrame(rows)
-    trace["memorised_epoch"] = trace["epoch"] == memorised_epoch
-    trace["memorised_reached"] = reached
-    return ControlFitResult(trace, memorised_epoch, reached, memorised_state)
+    run_key = {
+        "control": asdict(control),
+        "pair": cm.pair,
+        "seed": seed,
+        "n": [len(main_train), len(aux_train)],
+        "ids": [main_train.example_ids[:50].tolist(), aux_train.example_ids[:50].tolist()],
+    }
+    return train_loop(cm, tasks, batches_for, settings, device, evaluate, run_key, work_dir)
 
 
 # --------------------------------------------------------------------------- the job
@@ -481,7 +329,7 @@ def run_control(
     out_dir: str,
     work_dir: str,
     provenance: dict | None = None,
-) -> ControlFitResult:
+) -> FitResult:
     """Train one control model (``control-i-j`` or its twin ``control-i-j-clean``) and write the
     outputs of ``finetune``: ``final/``, ``memorised/``, ``trace.parquet``, ``predictions.parquet``."""
     i, j, clean = parse_variant(variant)
@@ -537,8 +385,7 @@ def run_control(
     meta = {**info, "settings": asdict(settings), "control": asdict(control)}
     preds = [predictions_table(cm.main, sets, settings, device, "final", is_noisy)]
     save_control_checkpoint(cm, out_dir / "final", {**info, "checkpoint": "final"})
-    cm.main.load_state_dict(result.memorised_state["main"])
-    cm.load_aux_head_state(result.memorised_state["aux_head"])
+    cm.restore(result.memorised_state)
     preds.append(predictions_table(cm.main, sets, settings, device, "memorised", is_noisy))
     save_control_checkpoint(cm, out_dir / "memorised", {**info, "checkpoint": "memorised"})
     write_parquet(pd.concat(preds, ignore_index=True), out_dir / "predictions.parquet", metadata=meta)

@@ -102,7 +102,7 @@ def subset_settings(training: dict[str, Any], counterfactual: dict[str, Any]) ->
 
 def subset_predictions(model, train_set, in_train: np.ndarray, is_noisy: np.ndarray, settings, device) -> pd.DataFrame:
     """Per-example table of one subset model over every training example (DESIGN §3)."""
-    from memloc.training.loop import predict_logits, softmax
+    from memloc.training.evaluation import predict_logits, softmax
 
     logits = predict_logits(model, train_set, settings.eval_batch_size, device, settings.precision)
     probs = softmax(logits.astype(np.float64))

@@ -37,17 +37,16 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from memloc.device import autocast, needs_grad_scaler, select_device, set_determinism
+from memloc.device import autocast, select_device, set_determinism
 from memloc.io import stable_hash, write_text
 from memloc.localise.common import (
     MemorisedSpec,
@@ -65,7 +64,7 @@ from memloc.models.blocks import BlockAccess, block_access, copy_blocks, forward
 from memloc.models.loading import load_classifier
 from memloc.tokens import TokenSet
 from memloc.training.batching import eval_batches, train_batches
-from memloc.training.loop import linear_schedule, optimizer_step
+from memloc.training.loop import Classifier, Task, settings_from_dict, train_loop
 
 log = logging.getLogger("memloc.localise.retraining")
 
@@ -78,27 +77,39 @@ RAW_COLUMNS = (
 
 @dataclass(frozen=True)
 class RetrainSettings:
-    """Options of a retraining job (the rule's ``params.settings``; unknown keys are ignored)."""
+    """Options of a retraining job: the rule's ``params.settings`` (the validated config's
+    ``localisation.retraining`` block plus the shared localisation and model keys). No defaults
+    of its own: the schema holds them."""
 
-    epochs: int = 5
-    learning_rate: float = 3e-5
-    batch_size: int = 16
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    length_buckets: bool = True
-    cache_prefix: bool = True
-    max_window: int | None = None
-    eval_batch_size: int = 64
-    device: str = "auto"
-    precision: str = "fp32"
-    deterministic: bool = True
-    seed: int = 0
+    epochs: int
+    learning_rate: float
+    batch_size: int
+    warmup_ratio: float
+    weight_decay: float
+    max_grad_norm: float
+    length_buckets: bool
+    cache_prefix: bool
+    max_window: int | None
+    eval_batch_size: int
+    device: str
+    precision: str
+    deterministic: bool
+    seed: int
 
     @classmethod
     def from_dict(cls, d: dict) -> "RetrainSettings":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return settings_from_dict(cls, d, "localisation.retraining")
+
+    @classmethod
+    def with_defaults(cls, **changes) -> "RetrainSettings":
+        """What the rule passes for a config of schema defaults (seed 0), with ``changes``: for code
+        that runs outside a config (tests, benchmarks)."""
+        from memloc.config import block_defaults
+
+        loc, training = block_defaults("localisation"), block_defaults("training")
+        shared = {"max_window": loc["max_window"], "eval_batch_size": loc["eval_batch_size"], "seed": 0}
+        shared.update({k: training[k] for k in ("device", "precision", "deterministic")})
+        return cls.from_dict({**loc["retraining"], **shared, **changes})
 
 
 # --------------------------------------------------------------------------- modes and cache
@@ -234,44 +245,23 @@ def retrain_window(
     """
     model = access.model
     copy_blocks(access, pretrained, range(start, end + 1))
-    trainable = trainable_parameters(access, start, end)
-    ids = {id(p) for p in trainable}
-    for p in model.parameters():
-        p.requires_grad_(id(p) in ids)
-    decay = [p for p in trainable if p.ndim >= 2]
-    no_decay = [p for p in trainable if p.ndim < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=settings.learning_rate,
-    )
     lengths = data.lengths[train_idx]
 
-    def batches(epoch: int) -> list[np.ndarray]:
+    def batches_for(epoch: int) -> list[tuple[str, np.ndarray]]:
         order = train_batches(lengths, settings.batch_size, settings.seed, epoch, settings.length_buckets)
-        return [train_idx[b] for b in order]
+        return [("window", train_idx[b]) for b in order]
 
-    total = len(batches(1)) * settings.epochs
-    scheduler = linear_schedule(optimizer, math.ceil(settings.warmup_ratio * total), total)
-    scaler = torch.amp.GradScaler("cuda") if needs_grad_scaler(device, settings.precision) else None
+    def forward(idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = data.collate(idx)
+        labels = batch["labels"].to(device)
+        return window_logits(access, start, model_inputs(batch, device), cache, idx), labels
+
     torch.manual_seed(window_seed(settings.seed, start, end))
-    if cache is not None:
-        set_train_modes(access, start)
-    else:
-        model.train()
-    losses: list[float] = []
-    for epoch in range(1, settings.epochs + 1):
-        losses = []
-        for idx in batches(epoch):
-            batch = data.collate(idx)
-            labels = batch["labels"].to(device)
-            with autocast(device, settings.precision):
-                logits = window_logits(access, start, model_inputs(batch, device), cache, idx)
-            loss = torch.nn.functional.cross_entropy(logits.float(), labels)
-            optimizer_step(loss, optimizer, scheduler, trainable, settings.max_grad_norm, scaler)
-            losses.append(float(loss.detach()))
+    train_mode = (lambda: set_train_modes(access, start)) if cache is not None else model.train
+    task = Task(trainable_parameters(access, start, end), settings.learning_rate, forward)
+    result = train_loop(Classifier(model, train_mode), {"window": task}, batches_for, settings, device, progress=False)
     model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
+    losses = result.epoch_losses[-1] if result.epoch_losses else []
     return float(np.mean(losses)) if losses else float("nan")
 
 

@@ -22,7 +22,8 @@ from memloc.io import atomic_dir, write_parquet
 from memloc.models.blocks import block_access
 from memloc.models.loading import load_classifier
 from memloc.tokens import TokenSet, load_split_tokensets
-from memloc.training.loop import FitResult, Settings, fit, predict_logits, softmax
+from memloc.training.evaluation import predict_logits, softmax
+from memloc.training.loop import FitResult, Settings, fit
 
 log = logging.getLogger("memloc.train")
 

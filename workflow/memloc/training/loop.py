@@ -1,57 +1,90 @@
-"""The training loop shared by every stage that trains (main models, subset models, control).
+"""The one training loop of memloc: fine-tuning, subset models, control models and layer retraining.
 
-AdamW with linear warm-up and decay, gradient clipping, optional autocast, a per-epoch trace, the
-`memorised` checkpoint (first epoch whose train macro-F1 reaches the threshold) and resume from
-the last finished epoch: a killed job continues where it stopped and ends with the same weights
-as an uninterrupted run, because batch order depends only on (seed, epoch) and every RNG state is
-saved with the epoch.
+:func:`train_loop` owns everything the stages share: one optimiser per task (the recipe of
+:mod:`memloc.training.optim`), per-step gradient switching, optional autocast, a text progress
+bar, per-epoch scoring into a trace, the ``memorised`` checkpoint (the first epoch whose train
+macro-F1 reaches the threshold) and resume from the last finished epoch. What differs between the
+stages is passed in: the tasks (which batches, which parameters, which forward pass), the batch
+order of an epoch, the scoring and what a checkpoint holds (docs/protocol.md §4.2).
+
+Resume: a killed job continues where it stopped and ends with the same weights as an
+uninterrupted run, because batch order depends only on (seed, epoch) and every RNG state is saved
+with the epoch.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Protocol
 
 import numpy as np
 import pandas as pd
 import torch
 
-from memloc.device import autocast, needs_grad_scaler
+from memloc.device import autocast
+from memloc.errors import ConfigError
 from memloc.io import stable_hash
 from memloc.tokens import TokenSet
-from memloc.training.batching import eval_batches, train_batches
-from memloc.training.metrics import accuracy, macro_f1
+from memloc.training.batching import train_batches
+from memloc.training.evaluation import model_inputs, score_rows
+from memloc.training.optim import TaskOptim, make_task_optim
 
 log = logging.getLogger("memloc.train")
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Hyperparameters of one training run (the config's `training` block)."""
+    """Hyperparameters of one training run: the validated config's ``training`` block.
 
-    epochs: int = 8
-    learning_rate: float = 1e-4
-    batch_size: int = 16
-    eval_batch_size: int = 64
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    memorised_f1: float = 0.993
-    freeze_embeddings: bool = True
-    length_buckets: bool = True
-    precision: str = "fp32"
-    device: str = "auto"
-    deterministic: bool = True
+    Its defaults live in the config schema only; build it with :meth:`from_dict` from a
+    validated block.
+    """
+
+    epochs: int
+    learning_rate: float
+    batch_size: int
+    eval_batch_size: int
+    warmup_ratio: float
+    weight_decay: float
+    max_grad_norm: float
+    memorised_f1: float
+    freeze_embeddings: bool
+    length_buckets: bool
+    precision: str
+    device: str
+    deterministic: bool
 
     @classmethod
     def from_dict(cls, d: dict) -> "Settings":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        """The settings of a validated ``training`` block (keys of other stages are ignored)."""
+        return settings_from_dict(cls, d, "training")
+
+    @classmethod
+    def with_defaults(cls, **changes) -> "Settings":
+        """The schema's defaults with ``changes``: for code that runs outside a config (tests, benchmarks)."""
+        from memloc.config import block_defaults
+
+        return cls.from_dict({**block_defaults("training"), **changes})
+
+
+def settings_from_dict(cls, d: dict, block: str):
+    """Build the frozen settings dataclass ``cls`` from ``d``, which must hold every field.
+
+    Settings have no defaults of their own (the schema fills them), so a missing key is a bug in
+    whoever built ``d``; the error names the block and the keys.
+    """
+    names = [f.name for f in fields(cls)]
+    missing = [n for n in names if n not in d]
+    if missing:
+        raise ConfigError(
+            f"{block} settings lack {', '.join(missing)}: build them from a config validated against "
+            "workflow/schemas/config.schema.yaml (memloc.config.validate), which fills every default"
+        )
+    return cls(**{n: d[n] for n in names})
 
 
 @dataclass
@@ -59,75 +92,71 @@ class FitResult:
     trace: pd.DataFrame
     memorised_epoch: int
     memorised_reached: bool
-    memorised_state: dict[str, torch.Tensor]
+    memorised_state: Any
+    epoch_losses: list[list[float]]
 
 
-def _model_inputs(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device) for k, v in batch.items() if k != "labels"}
+@dataclass
+class Task:
+    """One objective of a training run.
+
+    ``forward(idx)`` runs the batch of examples at ``idx`` and returns ``(logits, labels)`` on the
+    training device; a step of this task updates only ``params``, at peak rate ``learning_rate``.
+    """
+
+    params: list[torch.nn.Parameter]
+    learning_rate: float
+    forward: Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor]]
 
 
-@torch.no_grad()
-def predict_logits(model, data: TokenSet, batch_size: int, device: torch.device, precision: str = "fp32") -> np.ndarray:
-    """Logits of every example in ``data`` (eval mode, length-sorted batches, original order)."""
-    was_training = model.training
-    model.eval()
-    out: np.ndarray | None = None
-    for idx in eval_batches(data.lengths, batch_size):
+class Trainee(Protocol):
+    """What the loop needs of the trained model(s) besides the tasks."""
+
+    def parameters(self) -> Iterable[torch.nn.Parameter]:
+        """Every parameter whose ``requires_grad`` the loop switches per step."""
+
+    def train_mode(self) -> None:
+        """Put the model(s) in training mode at the start of each epoch."""
+
+    def snapshot(self) -> Any:
+        """CPU copy of the weights a checkpoint and the resume state hold."""
+
+    def restore(self, state: Any) -> None:
+        """Load a :meth:`snapshot`."""
+
+
+class Classifier:
+    """:class:`Trainee` of one ``nn.Module`` (its whole state dict is the checkpoint)."""
+
+    def __init__(self, model: torch.nn.Module, train_mode: Callable[[], None] | None = None):
+        self.model = model
+        self._train_mode = train_mode
+
+    def parameters(self) -> Iterable[torch.nn.Parameter]:
+        return self.model.parameters()
+
+    def train_mode(self) -> None:
+        if self._train_mode is not None:
+            self._train_mode()
+        else:
+            self.model.train()
+
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+
+    def restore(self, state: dict[str, torch.Tensor]) -> None:
+        self.model.load_state_dict(state)
+
+
+def classifier_task(model, data: TokenSet, params: Iterable[torch.nn.Parameter], learning_rate: float, device) -> Task:
+    """A task that trains ``model`` on the labels of ``data`` (positions index ``data``)."""
+
+    def forward(idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         batch = data.collate(idx)
-        with autocast(device, precision):
-            logits = model(**_model_inputs(batch, device)).logits
-        logits = logits.float().cpu().numpy()
-        if out is None:
-            out = np.empty((len(data), logits.shape[1]), dtype=np.float32)
-        out[idx] = logits
-    model.train(was_training)
-    return out if out is not None else np.empty((0, 0), dtype=np.float32)
+        labels = batch["labels"].to(device)
+        return model(**model_inputs(batch, device)).logits, labels
 
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def score(logits: np.ndarray, labels: np.ndarray, n_classes: int) -> dict[str, float]:
-    """Mean cross-entropy, accuracy and macro-F1 of logits against labels."""
-    if len(labels) == 0:
-        return {"loss": float("nan"), "accuracy": float("nan"), "macro_f1": float("nan"), "n": 0}
-    p = softmax(logits.astype(np.float64))
-    loss = float(-np.mean(np.log(np.clip(p[np.arange(len(labels)), labels], 1e-12, None))))
-    pred = logits.argmax(axis=1)
-    return {
-        "loss": loss,
-        "accuracy": accuracy(labels, pred),
-        "macro_f1": macro_f1(labels, pred, labels=np.arange(n_classes)),
-        "n": int(len(labels)),
-    }
-
-
-def optimizer_step(loss, optimizer, scheduler, params, max_grad_norm: float, scaler=None) -> None:
-    """Backward, clip the global gradient norm, step (through the fp16 grad scaler when given)."""
-    optimizer.zero_grad(set_to_none=True)
-    if scaler is not None:
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-        optimizer.step()
-    scheduler.step()
-
-
-def linear_schedule(optimizer, warmup_steps: int, total_steps: int):
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / max(1, warmup_steps)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return Task(list(params), learning_rate, forward)
 
 
 class _Progress:
@@ -171,6 +200,162 @@ def _atomic_torch_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+class _ResumeState:
+    """``work_dir/state.pt`` (the last finished epoch) and ``memorised.pt``, keyed by the run."""
+
+    def __init__(self, work_dir: str | Path | None, run_key: str):
+        self.dir = Path(work_dir) if work_dir else None
+        self.key = run_key
+
+    def load(self) -> dict | None:
+        path = self.dir / "state.pt" if self.dir else None
+        if path is None or not path.exists():
+            return None
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if state.get("run_key") != self.key:
+            log.info("ignoring resume state from a different run in %s", path)
+            return None
+        log.info("resuming from the end of epoch %d (%s)", state["epoch"], path)
+        if state["memorised_epoch"]:
+            state["memorised_state"] = torch.load(self.dir / "memorised.pt", map_location="cpu", weights_only=False)
+        return state
+
+    def save_memorised(self, snapshot) -> None:
+        if self.dir is not None:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            _atomic_torch_save(snapshot, self.dir / "memorised.pt")
+
+    def save(self, state: dict) -> None:
+        if self.dir is not None:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            _atomic_torch_save({"run_key": self.key, **state}, self.dir / "state.pt")
+
+
+def _steps_per_task(batches: list[tuple[str, np.ndarray]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for name, _ in batches:
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def train_loop(
+    trainee: Trainee,
+    tasks: dict[str, Task],
+    batches_for: Callable[[int], list[tuple[str, np.ndarray]]],
+    settings,
+    device: torch.device,
+    evaluate: Callable[[], list[dict]] | None = None,
+    run_key: dict | None = None,
+    work_dir: str | Path | None = None,
+    progress: bool = True,
+) -> FitResult:
+    """Train ``tasks`` for ``settings.epochs`` epochs; every stage that trains calls this.
+
+    ``batches_for(epoch)`` lists the epoch's steps as ``(task name, example positions)``; it must
+    depend only on the epoch (and fixed seeds), so a resumed run replays it. Each task gets its own
+    optimiser over its own steps (:func:`~memloc.training.optim.make_task_optim`; ``settings``
+    provides the recipe's fields and ``epochs``, ``precision``). A step switches gradients on for
+    its task's parameters only.
+
+    ``evaluate()`` returns the epoch's trace rows (the first is the train row whose macro-F1 marks
+    the ``memorised`` checkpoint at ``settings.memorised_f1``); without it there is no trace and no
+    memorised checkpoint. ``work_dir`` holds the resume state, keyed by ``run_key`` (plus the
+    settings); the caller removes it once its outputs are written.
+    """
+    all_params = list(trainee.parameters())
+    for p in all_params:
+        p.requires_grad_(False)
+    first = batches_for(1)
+    steps = _steps_per_task(first)
+    optims: dict[str, TaskOptim] = {
+        name: make_task_optim(task.params, task.learning_rate, settings, steps.get(name, 0) * settings.epochs, device)
+        for name, task in tasks.items()
+    }
+    wanted = {name: {id(p) for p in task.params} for name, task in tasks.items()}
+    resume = _ResumeState(work_dir, stable_hash({"settings": asdict(settings), **(run_key or {})}))
+
+    rows: list[dict] = []
+    memorised_epoch, memorised_state = 0, None
+    start_epoch = 1
+    state = resume.load()
+    if state is not None:
+        trainee.restore(state["weights"])
+        for name, optim in optims.items():
+            optim.load_state_dict(state["optim"][name])
+        _set_rng_state(state["rng"])
+        rows = state["trace"]
+        memorised_epoch = state["memorised_epoch"]
+        memorised_state = state.get("memorised_state")
+        start_epoch = state["epoch"] + 1
+
+    epoch_losses: list[list[float]] = []
+    for epoch in range(start_epoch, settings.epochs + 1):
+        trainee.train_mode()
+        t0 = time.perf_counter()
+        batches = first if epoch == 1 else batches_for(epoch)
+        bar = _Progress(epoch, settings.epochs, len(batches)) if progress else None
+        losses: list[float] = []
+        current = None
+        for i, (name, idx) in enumerate(batches):
+            if name != current:
+                for p in all_params:
+                    p.requires_grad_(id(p) in wanted[name])
+                current = name
+            with autocast(device, settings.precision):
+                logits, labels = tasks[name].forward(idx)
+            loss = torch.nn.functional.cross_entropy(logits.float(), labels)
+            optims[name].step(loss)
+            losses.append(float(loss.detach()))
+            if bar is not None:
+                bar.step(i, losses[-1], len(idx))
+        for p in all_params:
+            p.requires_grad_(False)
+        epoch_losses.append(losses)
+        train_seconds = time.perf_counter() - t0
+        if evaluate is None:
+            continue
+
+        epoch_rows = [{"epoch": epoch, **r, "seconds": train_seconds} for r in evaluate()]
+        rows.extend(epoch_rows)
+        train_f1 = epoch_rows[0]["macro_f1"]
+        log.info(
+            "epoch %d/%d done in %.1fs: "
+            + "  ".join(f"{r['split']} loss {r['loss']:.4f} acc {r['accuracy']:.4f} f1 {r['macro_f1']:.4f}" for r in epoch_rows),
+            epoch, settings.epochs, train_seconds,
+        )
+        if not memorised_epoch and train_f1 >= settings.memorised_f1:
+            memorised_epoch = epoch
+            memorised_state = trainee.snapshot()
+            log.info("train macro-F1 %.4f >= %.3f: epoch %d is the memorised checkpoint", train_f1, settings.memorised_f1, epoch)
+            resume.save_memorised(memorised_state)
+        if epoch < settings.epochs:
+            resume.save(
+                {
+                    "epoch": epoch,
+                    "weights": trainee.snapshot(),
+                    "optim": {name: optim.state_dict() for name, optim in optims.items()},
+                    "rng": _rng_state(),
+                    "trace": rows,
+                    "memorised_epoch": memorised_epoch,
+                }
+            )
+
+    if evaluate is None:
+        return FitResult(pd.DataFrame(), 0, False, None, epoch_losses)
+    reached = bool(memorised_epoch)
+    if not reached:
+        memorised_epoch = settings.epochs
+        memorised_state = trainee.snapshot()
+        log.warning(
+            "train macro-F1 never reached %.3f; the memorised checkpoint is the final epoch (flagged in the trace)",
+            settings.memorised_f1,
+        )
+    trace = pd.DataFrame(rows)
+    trace["memorised_epoch"] = trace["epoch"] == memorised_epoch
+    trace["memorised_reached"] = reached
+    return FitResult(trace, memorised_epoch, reached, memorised_state, epoch_losses)
+
+
 def fit(
     model,
     trainable: Iterable[torch.nn.Parameter],
@@ -184,124 +369,26 @@ def fit(
     work_dir: str | Path | None = None,
     batch_fn: Callable[[int, int], list[np.ndarray]] | None = None,
 ) -> FitResult:
-    """Train ``trainable`` parameters of ``model`` on ``train`` for ``settings.epochs`` epochs.
+    """Train the ``trainable`` parameters of one classifier on ``train`` (fine-tuning, subset models).
 
     ``train_groups`` maps a trace split name (e.g. ``train_noisy``) to a boolean mask over
     ``train``; those rows come from the per-epoch train evaluation at no extra cost.
-    ``work_dir`` holds the resume state; it is removed by the caller once outputs are written.
-    ``batch_fn(seed, epoch)`` overrides the batch order (e.g. two tasks shuffled together).
+    ``batch_fn(seed, epoch)`` overrides the batch order (tests).
     """
-    eval_sets = eval_sets or {}
-    train_groups = train_groups or {}
-    trainable = [p for p in trainable]
-    trainable_ids = {id(p) for p in trainable}
-    for p in model.parameters():
-        p.requires_grad_(id(p) in trainable_ids)
     model.to(device)
 
-    decay = [p for p in trainable if p.ndim >= 2]
-    no_decay = [p for p in trainable if p.ndim < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=settings.learning_rate,
-    )
-
-    def batches_for(epoch: int) -> list[np.ndarray]:
+    def batches_for(epoch: int) -> list[tuple[str, np.ndarray]]:
         if batch_fn is not None:
-            return batch_fn(seed, epoch)
-        return train_batches(train.lengths, settings.batch_size, seed, epoch, settings.length_buckets)
-
-    steps_per_epoch = len(batches_for(1))
-    total = steps_per_epoch * settings.epochs
-    scheduler = linear_schedule(optimizer, math.ceil(settings.warmup_ratio * total), total)
-    scaler = torch.amp.GradScaler("cuda") if needs_grad_scaler(device, settings.precision) else None
-
-    run_key = stable_hash({"settings": asdict(settings), "seed": seed, "n": len(train), "ids": train.example_ids[:50].tolist()})
-    rows: list[dict] = []
-    memorised_epoch, memorised_state = 0, None
-    start_epoch = 1
-    state_path = Path(work_dir) / "state.pt" if work_dir else None
-    if state_path is not None and state_path.exists():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
-        if state.get("run_key") == run_key:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            if scaler is not None and state.get("scaler"):
-                scaler.load_state_dict(state["scaler"])
-            _set_rng_state(state["rng"])
-            rows = state["trace"]
-            memorised_epoch = state["memorised_epoch"]
-            if memorised_epoch:
-                memorised_state = torch.load(Path(work_dir) / "memorised.pt", map_location="cpu", weights_only=True)
-            start_epoch = state["epoch"] + 1
-            log.info("resuming from the end of epoch %d (%s)", state["epoch"], state_path)
+            order = batch_fn(seed, epoch)
         else:
-            log.info("ignoring resume state from a different run in %s", state_path)
+            order = train_batches(train.lengths, settings.batch_size, seed, epoch, settings.length_buckets)
+        return [("main", idx) for idx in order]
 
-    for epoch in range(start_epoch, settings.epochs + 1):
-        model.train()
-        t0 = time.perf_counter()
-        batches = batches_for(epoch)
-        progress = _Progress(epoch, settings.epochs, len(batches))
-        for i, idx in enumerate(batches):
-            batch = train.collate(idx)
-            labels = batch["labels"].to(device)
-            with autocast(device, settings.precision):
-                logits = model(**_model_inputs(batch, device)).logits
-            loss = torch.nn.functional.cross_entropy(logits.float(), labels)
-            optimizer_step(loss, optimizer, scheduler, trainable, settings.max_grad_norm, scaler)
-            progress.step(i, float(loss.detach()), len(idx))
-        train_seconds = time.perf_counter() - t0
-
-        logits = predict_logits(model, train, settings.eval_batch_size, device, settings.precision)
-        epoch_rows = [{"epoch": epoch, "split": "train", **score(logits, train.labels, n_classes)}]
-        for name, mask in train_groups.items():
-            epoch_rows.append({"epoch": epoch, "split": name, **score(logits[mask], train.labels[mask], n_classes)})
-        for name, data in eval_sets.items():
-            lg = predict_logits(model, data, settings.eval_batch_size, device, settings.precision)
-            epoch_rows.append({"epoch": epoch, "split": name, **score(lg, data.labels, n_classes)})
-        for r in epoch_rows:
-            r["seconds"] = train_seconds
-        rows.extend(epoch_rows)
-        train_f1 = epoch_rows[0]["macro_f1"]
-        log.info(
-            "epoch %d/%d done in %.1fs: " + "  ".join(f"{r['split']} loss {r['loss']:.4f} acc {r['accuracy']:.4f} f1 {r['macro_f1']:.4f}" for r in epoch_rows),
-            epoch, settings.epochs, train_seconds,
+    def evaluate() -> list[dict]:
+        return score_rows(
+            model, train, n_classes, settings.eval_batch_size, device, settings.precision, train_groups, eval_sets
         )
-        if not memorised_epoch and train_f1 >= settings.memorised_f1:
-            memorised_epoch = epoch
-            memorised_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            log.info("train macro-F1 %.4f >= %.3f: epoch %d is the memorised checkpoint", train_f1, settings.memorised_f1, epoch)
-            if state_path is not None:
-                state_path.parent.mkdir(parents=True, exist_ok=True)
-                _atomic_torch_save(memorised_state, Path(work_dir) / "memorised.pt")
-        if state_path is not None and epoch < settings.epochs:
-            state_path.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_torch_save(
-                {
-                    "run_key": run_key,
-                    "epoch": epoch,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict() if scaler is not None else None,
-                    "rng": _rng_state(),
-                    "trace": rows,
-                    "memorised_epoch": memorised_epoch,
-                },
-                state_path,
-            )
 
-    reached = bool(memorised_epoch)
-    if not reached:
-        memorised_epoch = settings.epochs
-        memorised_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        log.warning(
-            "train macro-F1 never reached %.3f; the memorised checkpoint is the final epoch (flagged in the trace)",
-            settings.memorised_f1,
-        )
-    trace = pd.DataFrame(rows)
-    trace["memorised_epoch"] = trace["epoch"] == memorised_epoch
-    trace["memorised_reached"] = reached
-    return FitResult(trace=trace, memorised_epoch=memorised_epoch, memorised_reached=reached, memorised_state=memorised_state)
+    task = classifier_task(model, train, trainable, settings.learning_rate, device)
+    run_key = {"seed": seed, "n": len(train), "ids": train.example_ids[:50].tolist()}
+    return train_loop(Classifier(model), {"main": task}, batches_for, settings, device, evaluate, run_key, work_dir)
