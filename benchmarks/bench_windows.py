@@ -197,7 +197,8 @@ def measure(args) -> list[dict]:
     memorised = np.zeros(len(job_data), dtype=bool)
     memorised[: max(1, len(job_data) // 8)] = True
     settings = RetrainSettings.with_defaults(epochs=2, batch_size=args.batch, eval_batch_size=64, learning_rate=1e-4)
-    t = bench_retraining_job(build(1, args.job_layers), build(3, args.job_layers), job_data, memorised, settings, device, args.repeats)
+    job_noisy, job_pretrained = build(1, args.job_layers), build(3, args.job_layers)
+    t = bench_retraining_job(job_noisy, job_pretrained, job_data, memorised, settings, device, args.repeats)
     rows.append({"benchmark": "retraining_job", "baseline_s": t["plain"], "fast_s": t["cached"],
                  "speedup": t["plain"] / t["cached"]})
     print(f"retraining job ({args.job_layers} blocks, {args.job_examples} examples, 2 epochs)  plain {t['plain']:.3f}s  "
@@ -212,7 +213,7 @@ def main(argv=None) -> None:
         from memloc.io import write_parquet
 
         table = pd.DataFrame(rows).assign(family=args.family, layers=args.layers, hidden=args.hidden,
-                                          device=str(device), threads=args.threads)
+                                          device=str(torch.device(args.device)), threads=args.threads)
         write_parquet(table, args.out, metadata={"argv": vars(args)})
         print(f"wrote {args.out}")
 

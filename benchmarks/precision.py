@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-
 from end_to_end import run_default
 
 #: |bf16 - fp32| a user can live with: accuracy (fraction), M-CoG in layers.

@@ -86,10 +86,14 @@ def markdown(table: pd.DataFrame, header: str) -> str:
         part = table[table.section == section]
         if part.empty:
             continue
-        out.append(f"\n## {section}\n\n| benchmark | value | unit | reference | ratio | target | detail |\n|---|---:|---|---:|---:|---|---|")
+        out.append(
+            f"\n## {section}\n\n| benchmark | value | unit | reference | ratio | target | detail |\n"
+            "|---|---:|---|---:|---:|---|---|"
+        )
         for r in part.itertuples():
             out.append(
-                f"| {r.benchmark} | {_num(r.value)} | {r.unit} | {_num(r.reference)} | {_num(r.ratio)} | {r.target} | {r.detail} |"
+                f"| {r.benchmark} | {_num(r.value)} | {r.unit} | {_num(r.reference)} | {_num(r.ratio)} "
+                f"| {r.target} | {r.detail} |"
             )
     return "\n".join(out) + "\n"
 

@@ -6,8 +6,9 @@ synthetic two-class corpus with a randomly initialised BERT of fixed width, once
 reads each rule's benchmark files and fits ``seconds ~ c * x^k`` per rule by least squares on the
 logarithms (``k`` is the scaling exponent; 1 = linear).
 
-The random model need not learn the task for its cost to be measured. Every job also pays a fixed start-up (importing torch and transformers, a few seconds), which pulls
-the exponent of a cheap rule toward 0; the table keeps the seconds at each point so that is visible.
+The random model need not learn the task for its cost to be measured. Every job also pays a fixed
+start-up (importing torch and transformers, a few seconds), which pulls the exponent of a cheap
+rule toward 0; the table keeps the seconds at each point so that is visible.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-
 from end_to_end import per_rule, read_benchmarks, run_default
 
 WORDS_POS = ["good", "great", "fine", "lovely", "superb", "moving", "sharp", "witty"]
@@ -98,7 +98,9 @@ def run_grid(points: list[tuple[int, int]], hidden: int, cores: int, keep: Path 
     return pd.concat(frames, ignore_index=True)
 
 
-def scaling_rows(sizes: list[int], blocks: list[int], base_n: int, base_blocks: int, hidden: int, cores: int) -> tuple[list[dict], pd.DataFrame]:
+def scaling_rows(
+    sizes: list[int], blocks: list[int], base_n: int, base_blocks: int, hidden: int, cores: int
+) -> tuple[list[dict], pd.DataFrame]:
     """Rows with each rule's exponent in training-set size and in blocks, and its peak memory."""
     points = sorted({(n, base_blocks) for n in sizes} | {(base_n, L) for L in blocks})
     grid = run_grid(points, hidden, cores)

@@ -7,11 +7,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+import bench_windows  # noqa: E402
 import end_to_end  # noqa: E402
 import precision  # noqa: E402
 import scaling  # noqa: E402
@@ -54,6 +56,15 @@ def test_per_rule_breakdown_and_span(tmp_path):
     assert end_to_end.span_seconds(jobs) == pytest.approx(201)  # first start 1_000_000, last end 1_000_201
     rows, _ = end_to_end.end_to_end_rows(tmp_path)
     assert rows[0]["value"] == pytest.approx(201) and rows[0]["ratio"] == pytest.approx(201 / 1200)
+
+
+def test_window_benchmarks_write_their_table(tmp_path):
+    out = tmp_path / "windows.parquet"
+    bench_windows.main(["--layers", "2", "--hidden", "16", "--heads", "2", "--batch", "4", "--max-len", "8",
+                        "--job-examples", "8", "--job-layers", "2", "--repeats", "1", "--out", str(out)])
+    table = pd.read_parquet(out)
+    assert {"retraining_steps", "retraining_job"} <= set(table["benchmark"])
+    assert (table["device"] == "cpu").all() and (table["speedup"] > 0).all()
 
 
 def test_no_benchmark_files_is_a_clear_error(tmp_path):

@@ -24,17 +24,11 @@ from memloc.models.blocks import (
 )
 from memloc.models.random import RANDOM_FAMILIES, build_random_classifier, random_config
 
+from builders import LOCAL_ATTENTION, tiny_classifier
+
 VOCAB = 128
 LAYERS = 4
 ATOL = 1e-5
-
-# Small attention windows so that local / sliding-window attention is active on 12 tokens,
-# and Qwen2 gets mixed per-layer attention types (layers 3..4 sliding).
-OVERRIDES = {
-    "gpt_neo": {"window_size": 4},
-    "qwen2": {"use_sliding_window": True, "sliding_window": 4, "max_window_layers": 2},
-    "mistral": {"sliding_window": 4},
-}
 
 # Dotted-name prefixes of the head parameters (everything after the last block).
 HEAD_PREFIXES = {
@@ -57,9 +51,7 @@ LENGTHS = [12, 9, 5, 7]
 
 
 def _model(family: str, seed: int) -> nn.Module:
-    return build_random_classifier(
-        family, num_layers=LAYERS, vocab_size=VOCAB, seed=seed, **OVERRIDES.get(family, {})
-    )
+    return tiny_classifier(family, seed, layers=LAYERS, vocab=VOCAB, hidden=32, **LOCAL_ATTENTION.get(family, {}))
 
 
 def _batch(lengths=LENGTHS, seed: int = 0):
@@ -72,15 +64,6 @@ def _batch(lengths=LENGTHS, seed: int = 0):
         mask[row, :n] = 1
         ids[row, n:] = 0
     return ids, mask
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models run fastest single-threaded; intra-op threads only contend on a busy box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module", params=RANDOM_FAMILIES)

@@ -19,7 +19,6 @@ message that names the file, the field and the fix, and leaves no partial output
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import subprocess
@@ -29,7 +28,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 import yaml
 from torch import nn
 
@@ -39,7 +37,8 @@ from memloc.data import prepare_dataset
 from memloc.errors import ConfigError, DataError, ModelError
 from memloc.io import read_metadata, write_parquet
 
-torch.set_num_threads(1)
+from builders import labelled_rows as rows
+from builders import write_csv
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_FILE = "my_config.yaml"
@@ -67,21 +66,6 @@ def config_error(cfg: dict) -> str:
     with pytest.raises(ConfigError) as info:
         mconf.validate(cfg, source=CONFIG_FILE)
     return str(info.value)
-
-
-def rows(n_per_class=(30, 20), names=("pos", "neg")) -> list[tuple[str, str]]:
-    out = []
-    for name, n in zip(names, n_per_class):
-        out += [(f"{name} sentence number {i}", name) for i in range(n)]
-    return out
-
-
-def write_csv(path: Path, records, header=("sentence", "label")) -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(records)
-    return path
 
 
 def spec(train: Path, eval: Path | None = None, **over) -> dict:

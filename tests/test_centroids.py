@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from memloc.io import write_parquet
 from memloc.localise.centroids import (
@@ -17,14 +16,6 @@ from memloc.localise.centroids import (
     run_centroids,
 )
 from memloc.models.random import build_random_classifier
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_projection_hand_computed():

@@ -14,7 +14,6 @@ import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 import yaml
 
 from memloc import __version__, provenance
@@ -29,9 +28,6 @@ from memloc.check import (
 from memloc.cli import main
 from memloc.data import prepare_dataset
 from memloc.io import read_metadata, write_parquet
-
-torch.set_num_threads(1)
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # Every Parquet contract table of DESIGN §3 and the README, by schema title.
 CONTRACT_TABLES = {

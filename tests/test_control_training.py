@@ -24,39 +24,23 @@ from memloc.control.multitask import (
 from memloc.io import write_parquet
 from memloc.models.blocks import block_access
 from memloc.models.loading import load_classifier
-from memloc.models.random import build_random_classifier
 from memloc.tokens import TokenSet
 from memloc.training.loop import Settings, classifier_task, train_loop
+
+from builders import learnable_tokens, snapshot, tiny_classifier
 
 VOCAB = 200
 CPU = torch.device("cpu")
 PAIR = (2, 3)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def toy_tokenset(n=48, seed=0, n_classes=2, offset=0) -> TokenSet:
     """Label = class of the second token (as in test_training.py)."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, n_classes, size=n)
-    ids = []
-    for y in labels:
-        seq = rng.integers(10, VOCAB, size=int(rng.integers(4, 10)))
-        seq[0] = 1
-        seq[1] = 2 + int(y)
-        ids.append(seq.astype(np.int64))
-    return TokenSet(np.arange(n) + offset, ids, None, labels.astype(np.int64), pad_token_id=0)
+    return learnable_tokens(n, seed, vocab=VOCAB, lengths=(4, 9), n_classes=n_classes, offset=offset)
 
 
 def tiny(num_labels, seed=0, family="bert"):
-    return build_random_classifier(family, num_layers=4, hidden_size=32, num_heads=2, vocab_size=VOCAB,
-                                   num_labels=num_labels, seed=seed)
+    return tiny_classifier(family, seed, layers=4, vocab=VOCAB, hidden=32, labels=num_labels)
 
 
 def control_model(pair=PAIR, family="bert"):
@@ -67,10 +51,6 @@ def control_model(pair=PAIR, family="bert"):
 def names_of(model, params):
     ids = {id(p) for p in params}
     return {n for n, p in model.named_parameters() if id(p) in ids}
-
-
-def snapshot(model):
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 settings = Settings.with_defaults

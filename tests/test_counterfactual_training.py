@@ -8,26 +8,18 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from memloc.counterfactual.estimate import MEMORISATION_COLUMNS
 from memloc.counterfactual.subsets import SUBSET_COLUMNS, run_subset, subset_mask
 from memloc.counterfactual.summary import run_memorisation, run_memorisation_map, run_memorised_set
 from memloc.io import write_parquet
-from memloc.models.random import build_random_classifier
 from memloc.training.loop import Settings
+
+from builders import tiny_classifier
 
 VOCAB = 120
 # A validated training block, as the rule passes it.
 SETTINGS = asdict(Settings.with_defaults(epochs=1, learning_rate=3e-3, batch_size=8, eval_batch_size=32, device="cpu"))
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +55,7 @@ def inputs(tmp_path_factory):
         {"example_id": ids, "input_ids": seqs, "length": [len(s) for s in seqs], "truncated": False}
     )
     write_parquet(tokens, root / "tokens.parquet", metadata={"pad_token_id": 0})
-    model = build_random_classifier("bert", num_layers=2, hidden_size=32, num_heads=2, vocab_size=VOCAB, seed=0)
+    model = tiny_classifier("bert", 0, layers=2, vocab=VOCAB, hidden=32)
     model.save_pretrained(root / "pretrained")
     return root
 

@@ -1,11 +1,8 @@
 """prepare_dataset: the examples table every later stage reads (DESIGN §3), and errors that
 stop before anything is written."""
 
-import csv
 import dataclasses
-import io
 import json
-import tarfile
 
 import pandas as pd
 import pytest
@@ -15,35 +12,7 @@ from memloc.data.prepare import CONTRACT_COLUMNS
 from memloc.errors import DataError
 from memloc.io import read_metadata, sha256_file
 
-
-def _tar(members):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def make_vader_sdist(path, lines):
-    inner = _tar({registry.MOVIE_INNER: "\r\n".join(lines).encode("utf-8")})
-    path.write_bytes(_tar({registry.MOVIE_OUTER: inner}))
-
-
-def _rows(n_per_class=(30, 20), names=("pos", "neg")):
-    rows = []
-    for name, n in zip(names, n_per_class):
-        rows += [(f"{name} sentence number {i}", name) for i in range(n)]
-    return rows
-
-
-def _csv(path, rows, header=("sentence", "label")):
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
+from builders import labelled_rows, make_vader_sdist, write_csv
 
 
 def _spec(train, eval=None, **over):
@@ -75,8 +44,8 @@ def _fails(spec, tmp_path, *fragments):
 
 
 def test_contract_columns_types_and_noise_only_in_train(tmp_path):
-    train = _csv(tmp_path / "train.csv", _rows((40, 27)))
-    ev = _csv(tmp_path / "eval.csv", _rows((9, 8)))
+    train = write_csv(tmp_path / "train.csv", labelled_rows((40, 27)))
+    ev = write_csv(tmp_path / "eval.csv", labelled_rows((9, 8)))
     df, out, labels = _run(_spec(train, ev), tmp_path)
     back = pd.read_parquet(out)
     assert list(back.columns) == CONTRACT_COLUMNS
@@ -100,7 +69,7 @@ def test_contract_columns_types_and_noise_only_in_train(tmp_path):
 
 
 def test_deterministic_and_seeded(tmp_path):
-    train = _csv(tmp_path / "train.csv", _rows((60, 40)))
+    train = write_csv(tmp_path / "train.csv", labelled_rows((60, 40)))
     a, *_ = _run(_spec(train, max_train_examples=50), tmp_path)
     b, *_ = _run(_spec(train, max_train_examples=50), tmp_path)
     pd.testing.assert_frame_equal(a, b)
@@ -110,7 +79,7 @@ def test_deterministic_and_seeded(tmp_path):
 
 
 def test_holdout_subsample_and_halving_sizes(tmp_path):
-    train = _csv(tmp_path / "train.csv", _rows((300, 200)))
+    train = write_csv(tmp_path / "train.csv", labelled_rows((300, 200)))
     df, *_ = _run(_spec(train, max_train_examples=100, max_eval_examples=41, eval_fraction=0.2), tmp_path)
     sizes = df.groupby("split").size().to_dict()
     assert sizes == {"train": 100, "validation": 20, "test": 21}
@@ -121,11 +90,11 @@ def test_holdout_subsample_and_halving_sizes(tmp_path):
 
 def test_integer_labels_kept_or_remapped(tmp_path):
     rows = [(f"t{i}", i % 3) for i in range(60)]
-    df, _, labels = _run(_spec(_csv(tmp_path / "a.csv", rows)), tmp_path)
+    df, _, labels = _run(_spec(write_csv(tmp_path / "a.csv", rows)), tmp_path)
     assert json.loads(labels.read_text())["names"] == ["0", "1", "2"]
     assert sorted(df["label_orig"].unique()) == [0, 1, 2]
     rows = [(f"t{i}", [3, 7, 10][i % 3]) for i in range(60)]
-    df, _, labels = _run(_spec(_csv(tmp_path / "b.csv", rows)), tmp_path)
+    df, _, labels = _run(_spec(write_csv(tmp_path / "b.csv", rows)), tmp_path)
     assert json.loads(labels.read_text())["names"] == ["3", "7", "10"]
     first = df[df["text_a"] == "t2"]["label_orig"].item()
     assert first == 2
@@ -133,7 +102,7 @@ def test_integer_labels_kept_or_remapped(tmp_path):
 
 def test_label_map_merges_classes(tmp_path):
     rows = [(f"t{i}", ["great", "good", "bad"][i % 3]) for i in range(60)]
-    spec = _spec(_csv(tmp_path / "a.csv", rows), label_map={"great": "positive", "good": "positive", "bad": "negative"})
+    spec = _spec(write_csv(tmp_path / "a.csv", rows), label_map={"great": "positive", "good": "positive", "bad": "negative"})
     _, _, labels = _run(spec, tmp_path)
     doc = json.loads(labels.read_text())
     assert doc["names"] == ["negative", "positive"]
@@ -181,41 +150,41 @@ def test_registry_source_end_to_end(tmp_path, monkeypatch):
 
 
 def test_empty_text(tmp_path):
-    rows = _rows()
+    rows = labelled_rows()
     rows[3] = ("", "pos")
-    train = _csv(tmp_path / "train.csv", rows)
+    train = write_csv(tmp_path / "train.csv", rows)
     _fails(_spec(train), tmp_path, f"{train}:line 5", "column 'sentence'", "empty")
 
 
 def test_whitespace_text(tmp_path):
-    rows = _rows()
+    rows = labelled_rows()
     rows[0] = ("  \t ", "pos")
-    train = _csv(tmp_path / "train.csv", rows)
+    train = write_csv(tmp_path / "train.csv", rows)
     _fails(_spec(train), tmp_path, f"{train}:line 2", "column 'sentence'", "whitespace")
 
 
 def test_missing_label_column(tmp_path):
-    train = _csv(tmp_path / "train.csv", _rows(), header=("sentence", "target"))
+    train = write_csv(tmp_path / "train.csv", labelled_rows(), header=("sentence", "target"))
     _fails(_spec(train), tmp_path, str(train), "column 'label'", "sentence, target")
 
 
 def test_nan_label(tmp_path):
     path = tmp_path / "train.jsonl"
-    records = [{"sentence": t, "label": l} for t, l in _rows()]
+    records = [{"sentence": t, "label": l} for t, l in labelled_rows()]
     records[7]["label"] = float("nan")
     path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
     _fails(_spec(path), tmp_path, f"{path}:line 8", "column 'label'", "missing")
 
 
 def test_single_class(tmp_path):
-    train = _csv(tmp_path / "train.csv", _rows((30,), ("pos",)))
+    train = write_csv(tmp_path / "train.csv", labelled_rows((30,), ("pos",)))
     _fails(_spec(train), tmp_path, str(train), "single class", "'pos'", "column 'label'")
 
 
 def test_label_outside_label_map(tmp_path):
-    rows = _rows()
+    rows = labelled_rows()
     rows[10] = ("odd one", "maybe")
-    train = _csv(tmp_path / "train.csv", rows)
+    train = write_csv(tmp_path / "train.csv", rows)
     _fails(_spec(train, label_map={"pos": "positive", "neg": "negative"}), tmp_path,
            f"{train}:line 12", "'maybe'", "label_map", "column 'label'")
 
@@ -227,21 +196,21 @@ def test_invalid_utf8(tmp_path):
 
 
 def test_too_few_examples_for_noise(tmp_path):
-    train = _csv(tmp_path / "train.csv", _rows((40, 6)))
-    ev = _csv(tmp_path / "eval.csv", _rows((4, 4)))
+    train = write_csv(tmp_path / "train.csv", labelled_rows((40, 6)))
+    ev = write_csv(tmp_path / "eval.csv", labelled_rows((4, 4)))
     msg = _fails(_spec(train, ev), tmp_path, str(train), "class 'neg' has 6 training example(s)")
     assert "at least 7" in msg
     _run(_spec(train, ev, noise={"ratio": 0.0, "seed": 0}), tmp_path)
 
 
 def test_class_only_in_evaluation(tmp_path):
-    train = _csv(tmp_path / "train.csv", _rows((30, 30)))
-    ev = _csv(tmp_path / "eval.csv", _rows((3, 3, 3), ("pos", "neg", "meh")))
+    train = write_csv(tmp_path / "train.csv", labelled_rows((30, 30)))
+    ev = write_csv(tmp_path / "eval.csv", labelled_rows((3, 3, 3), ("pos", "neg", "meh")))
     _fails(_spec(train, ev), tmp_path, str(train), "'meh'", "no training examples")
 
 
 def test_subsampling_keeps_enough_for_noise(tmp_path):
-    train = _csv(tmp_path / "train.csv", _rows((500, 12)))
+    train = write_csv(tmp_path / "train.csv", labelled_rows((500, 12)))
     df, *_ = _run(_spec(train, max_train_examples=60), tmp_path)
     tr = df[df["split"] == "train"]
     assert (tr["label_orig"] == 0).sum() >= 7 and tr[tr["label_orig"] == 0]["is_noisy"].sum() >= 1

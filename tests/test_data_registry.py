@@ -3,9 +3,7 @@ the slow test), and fetched only when the download verifies against its sha256."
 
 import dataclasses
 import hashlib
-import io
 import subprocess
-import tarfile
 import zipfile
 from pathlib import Path
 
@@ -16,32 +14,7 @@ from memloc.data import registry
 from memloc.errors import DataError
 from memloc.io import sha256_file
 
-MOVIE_LINES = [
-    "1\t2.5\tA clich\u00e9 done well.",
-    "2\t-3.0\tDreadful.",
-    "3\t0.0\tA film.",
-    "4\t-2.4\tBorderline awful.",
-    "5\t0.8\tMildly nice, PB&amp; J.",
-    "6\t2.41\tVery good.",
-]
-
-
-def _tar_bytes(members):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def make_vader_sdist(path, lines=MOVIE_LINES):
-    """A stand-in for the vaderSentiment sdist: CRLF lines, the last without a line end."""
-    data = "\r\n".join(lines).encode("utf-8")
-    inner = _tar_bytes({registry.MOVIE_INNER: data, "hutto_ICWSM_2014/other.txt": b"x"})
-    path.write_bytes(_tar_bytes({registry.MOVIE_OUTER: inner, "vaderSentiment-3.3.2/setup.py": b""}))
-    return path
+from builders import make_vader_sdist
 
 
 def make_orange_wheel(path):

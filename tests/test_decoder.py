@@ -34,12 +34,9 @@ needs_smollm = pytest.mark.skipif(
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _fresh_layer_counts():
+    """Each test writes its own model directories; cached layer counts of another test's must not leak."""
     _layers_cached.cache_clear()
-    yield
-    torch.set_num_threads(threads)
 
 
 # --------------------------------------------------------------------------- cutting blocks

@@ -20,32 +20,20 @@ from memloc.localise.gradients import (
     run_gradients,
 )
 from memloc.models.blocks import block_access
-from memloc.models.random import build_random_classifier
 from memloc.tokens import TokenSet
+
+from builders import random_tokens, tiny_classifier
 
 VOCAB = 100
 LAYERS = 3
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tokenset(n: int, seed: int = 0, n_classes: int = 3, min_len: int = 3, max_len: int = 11) -> TokenSet:
-    """Random sequences of varied length (so batches are padded); no token equals the pad id 0."""
-    rng = np.random.default_rng(seed)
-    ids = [rng.integers(5, VOCAB, size=int(rng.integers(min_len, max_len + 1))).astype(np.int64) for _ in range(n)]
-    return TokenSet(np.arange(n), ids, None, rng.integers(0, n_classes, size=n).astype(np.int64), pad_token_id=0)
+    return random_tokens(n, seed, vocab=VOCAB, lengths=(min_len, max_len), n_classes=n_classes)
 
 
 def tiny(family: str, seed: int = 0, n_classes: int = 3):
-    return build_random_classifier(
-        family, num_layers=LAYERS, hidden_size=16, num_heads=2, vocab_size=VOCAB, num_labels=n_classes, seed=seed
-    )
+    return tiny_classifier(family, seed, layers=LAYERS, vocab=VOCAB, labels=n_classes)
 
 
 def loop_reference(model, data: TokenSet, loss: str) -> list[list[torch.Tensor]]:

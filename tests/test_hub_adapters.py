@@ -40,45 +40,39 @@ TREC_FINE = [
 ]
 GLUE_PAIR = {"sentence1": S, "sentence2": S}
 
+
+def glue(features: dict, names: list[str]) -> dict:
+    """A (Super)GLUE-style data set: train, validation and a test split without labels."""
+    return dict(features=features, splits=["train", "validation", "test"], unlabelled=["test"], names=names)
+
+
 # name in paper.yaml -> (features, splits: name -> labelled?, class values per row, extra rows)
 # `classes` are the raw label values the fixture cycles through (ints for ClassLabel/int columns).
 SCHEMAS = {
-    "wic": dict(
-        features={"word": S, "sentence1": S, "sentence2": S, "start1": I32, "start2": I32, "end1": I32,
-                  "end2": I32, "idx": I32, "label": ClassLabel(names=["False", "True"])},
-        splits=["train", "validation", "test"],
-        unlabelled=["test"],
-        names=["False", "True"],
+    "wic": glue(
+        {"word": S, "sentence1": S, "sentence2": S, "start1": I32, "start2": I32, "end1": I32, "end2": I32, "idx": I32,
+         "label": ClassLabel(names=["False", "True"])},
+        ["False", "True"],
     ),
-    "rte": dict(
-        features={**GLUE_PAIR, "label": ClassLabel(names=["entailment", "not_entailment"]), "idx": I32},
-        splits=["train", "validation", "test"],
-        unlabelled=["test"],
-        names=["entailment", "not_entailment"],
+    "rte": glue(
+        {**GLUE_PAIR, "label": ClassLabel(names=["entailment", "not_entailment"]), "idx": I32},
+        ["entailment", "not_entailment"],
     ),
-    "mrpc": dict(
-        features={**GLUE_PAIR, "label": ClassLabel(names=["not_equivalent", "equivalent"]), "idx": I32},
-        splits=["train", "validation", "test"],
-        unlabelled=["test"],
-        names=["not_equivalent", "equivalent"],
+    "mrpc": glue(
+        {**GLUE_PAIR, "label": ClassLabel(names=["not_equivalent", "equivalent"]), "idx": I32},
+        ["not_equivalent", "equivalent"],
     ),
-    "cola": dict(
-        features={"sentence": S, "label": ClassLabel(names=["unacceptable", "acceptable"]), "idx": I32},
-        splits=["train", "validation", "test"],
-        unlabelled=["test"],
-        names=["unacceptable", "acceptable"],
+    "cola": glue(
+        {"sentence": S, "label": ClassLabel(names=["unacceptable", "acceptable"]), "idx": I32},
+        ["unacceptable", "acceptable"],
     ),
-    "boolq": dict(
-        features={"question": S, "passage": S, "idx": I32, "label": ClassLabel(names=["False", "True"])},
-        splits=["train", "validation", "test"],
-        unlabelled=["test"],
-        names=["False", "True"],
+    "boolq": glue(
+        {"question": S, "passage": S, "idx": I32, "label": ClassLabel(names=["False", "True"])},
+        ["False", "True"],
     ),
-    "sst2": dict(
-        features={"sentence": S, "label": ClassLabel(names=["negative", "positive"]), "idx": I32},
-        splits=["train", "validation", "test"],
-        unlabelled=["test"],
-        names=["negative", "positive"],
+    "sst2": glue(
+        {"sentence": S, "label": ClassLabel(names=["negative", "positive"]), "idx": I32},
+        ["negative", "positive"],
     ),
     "sst5": dict(  # SetFit/sst5: plain int labels plus their text, no ClassLabel
         features={"text": S, "label": I64, "label_text": S},

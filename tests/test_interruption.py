@@ -12,13 +12,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_reproducibility import (  # noqa: E402
     ENV,
     assert_same_tables,

@@ -22,22 +22,13 @@ from memloc.models.random import build_random_classifier
 from memloc.tokens import TokenSet
 from memloc.training.metrics import binary_f1
 
+from builders import random_tokens
+
 VOCAB = 100
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tokenset(n: int, seed: int = 0, with_types: bool = False) -> TokenSet:
-    rng = np.random.default_rng(seed)
-    ids = [rng.integers(5, VOCAB, size=int(rng.integers(2, 12))).astype(np.int64) for _ in range(n)]
-    types = [(np.arange(len(x)) >= len(x) // 2).astype(np.int64) for x in ids] if with_types else None
-    return TokenSet(np.arange(n), ids, types, rng.integers(0, 2, size=n).astype(np.int64), pad_token_id=0)
+    return random_tokens(n, seed, vocab=VOCAB, lengths=(2, 11), with_types=with_types)
 
 
 @pytest.mark.parametrize("family", ["bert", "gpt2", "llama"])

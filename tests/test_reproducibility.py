@@ -21,7 +21,6 @@ import yaml
 
 from memloc.io import read_metadata
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_workflow import SNAKEFILE, tiny_config, toy_csv  # noqa: E402
 
 # What every compared run builds: data, tokens, the noisy model and its clean twin, layer swapping

@@ -21,50 +21,23 @@ from memloc.localise.retraining import (
     window_logits,
 )
 from memloc.models.blocks import block_access, capture_block_inputs
-from memloc.models.random import RANDOM_FAMILIES, build_random_classifier
+from memloc.models.random import RANDOM_FAMILIES
 from memloc.tokens import TokenSet
+
+from builders import amplified, learnable_tokens, snapshot, tiny_classifier
 
 VOCAB = 60
 ATOL = 1e-5
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny(family="bert", seed=0, layers=3, **overrides):
-    return build_random_classifier(
-        family, num_layers=layers, hidden_size=16, num_heads=2, vocab_size=VOCAB, seed=seed, **overrides
-    )
-
-
-def amplified(model, factor=50.0):
-    with torch.no_grad():
-        for p in block_access(model).head_parameters():
-            if p.ndim >= 2:
-                p.mul_(factor)
-    return model
+    return tiny_classifier(family, seed, layers=layers, vocab=VOCAB, **overrides)
 
 
 def toy_data(n=40, seed=0) -> TokenSet:
     """Label = class of the second token (learnable); lengths 3..10 so batches are padded."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 2, size=n)
-    ids = []
-    for y in labels:
-        seq = rng.integers(10, VOCAB, size=int(rng.integers(3, 11)))
-        seq[0], seq[1] = 1, 2 + int(y)
-        ids.append(seq.astype(np.int64))
-    return TokenSet(np.arange(n, dtype=np.int64), ids, None, labels.astype(np.int64), pad_token_id=0)
-
-
-def snapshot(model):
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return learnable_tokens(n, seed, vocab=VOCAB, lengths=(3, 10))
 
 
 # --------------------------------------------------------------------------- cached prefix

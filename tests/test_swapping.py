@@ -13,51 +13,23 @@ from memloc.io import read_metadata, write_parquet
 from memloc.localise.swapping import RAW_COLUMNS, run_swapping, swap_windows, swapped_logits
 from memloc.localise.windows import window_weights, windows
 from memloc.models.blocks import block_access, copy_blocks
-from memloc.models.random import RANDOM_FAMILIES, build_random_classifier
+from memloc.models.random import RANDOM_FAMILIES
 from memloc.tokens import TokenSet
+
+from builders import LOCAL_ATTENTION, amplified, random_tokens, tiny_classifier
 
 VOCAB = 100
 LAYERS = 4
 ATOL = 1e-5
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-# Small attention windows so that local / sliding-window attention acts on these lengths, and
-# Qwen2 mixes attention types across blocks (3..4 sliding).
-OVERRIDES = {
-    "gpt_neo": {"window_size": 4},
-    "qwen2": {"use_sliding_window": True, "sliding_window": 4, "max_window_layers": 2},
-    "mistral": {"sliding_window": 4},
-}
-
-
 def tiny(family: str, seed: int, layers: int = LAYERS):
-    return build_random_classifier(
-        family, num_layers=layers, hidden_size=16, num_heads=2, vocab_size=VOCAB, seed=seed, **OVERRIDES.get(family, {})
-    )
-
-
-def amplified(model, factor: float = 50.0):
-    """Scale the head's weight matrices: tiny random models otherwise give logits near 1e-3."""
-    with torch.no_grad():
-        for p in block_access(model).head_parameters():
-            if p.ndim >= 2:
-                p.mul_(factor)
-    return model
+    return tiny_classifier(family, seed, layers=layers, vocab=VOCAB, **LOCAL_ATTENTION.get(family, {}))
 
 
 def token_set(n: int, seed: int = 0) -> TokenSet:
-    """Sequences of different lengths (3..11 tokens), so batches are right-padded."""
-    rng = np.random.default_rng(seed)
-    ids = [rng.integers(5, VOCAB, size=int(rng.integers(3, 12))).astype(np.int64) for _ in range(n)]
-    return TokenSet(np.arange(n, dtype=np.int64), ids, None, np.zeros(n, dtype=np.int64), pad_token_id=0)
+    """Sequences of different lengths (3..11 tokens), so batches are right-padded; labels all 0."""
+    return random_tokens(n, seed, vocab=VOCAB, lengths=(3, 11), n_classes=1)
 
 
 def naive_swapped_logits(noisy, twin, inputs, window):

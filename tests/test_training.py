@@ -10,12 +10,14 @@ import torch
 from memloc.config import block_defaults
 from memloc.errors import ConfigError
 from memloc.models.blocks import block_access
-from memloc.models.random import build_random_classifier
 from memloc.tokens import TokenSet
 from memloc.training.batching import train_batches
 from memloc.training.finetune import trainable_parameters
 from memloc.training.loop import Settings, fit
 from memloc.training.metrics import macro_f1
+
+from builders import learnable_tokens, tiny_classifier
+from builders import snapshot as state
 
 VOCAB = 200
 CPU = torch.device("cpu")
@@ -23,28 +25,15 @@ CPU = torch.device("cpu")
 
 def toy_tokenset(n=96, seed=0, n_classes=2) -> TokenSet:
     """Sequences whose label is the class of their second token: learnable by a tiny model."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, n_classes, size=n)
-    ids = []
-    for y in labels:
-        length = int(rng.integers(4, 12))
-        seq = rng.integers(10, VOCAB, size=length)
-        seq[0] = 1
-        seq[1] = 2 + int(y)
-        ids.append(seq.astype(np.int64))
-    return TokenSet(np.arange(n), ids, None, labels.astype(np.int64), pad_token_id=0)
+    return learnable_tokens(n, seed, vocab=VOCAB, lengths=(4, 11), n_classes=n_classes)
 
 
 def tiny_model(model_type="bert", seed=0):
-    return build_random_classifier(model_type, num_layers=2, hidden_size=32, num_heads=2, vocab_size=VOCAB, seed=seed)
+    return tiny_classifier(model_type, seed, layers=2, vocab=VOCAB, hidden=32)
 
 
 settings = Settings.with_defaults
 SETTINGS = settings(epochs=6, learning_rate=3e-3, batch_size=8, eval_batch_size=32, warmup_ratio=0.1)
-
-
-def state(model):
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def test_loss_falls_and_train_f1_rises():
