@@ -24,7 +24,7 @@ import torch
 from memloc import __version__
 from memloc.errors import DataError
 from memloc.io import write_parquet
-from memloc.models.blocks import BlockAccess, _hidden_from_call
+from memloc.models.blocks import BlockAccess, run_with_cache
 from memloc.provenance import record
 from memloc.tokens import TokenSet, load_tokenset
 
@@ -110,36 +110,13 @@ def split_inputs(inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.T
     return inputs["input_ids"], inputs.get("attention_mask"), extra
 
 
-class _Reached(Exception):
-    """Raised by a hook to stop a forward pass once the wanted block input is captured."""
-
-
-@torch.no_grad()
 def block_input(access: BlockAccess, start: int, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
     """The hidden-state input to block ``start`` for one batch, running only blocks below it.
 
-    Runs the model's own forward (train/eval mode is the caller's) and stops it when block
-    ``start`` is called, so the cost is the embeddings plus blocks ``1..start - 1``.
+    Runs the model's own forward (no grad; train/eval mode is the caller's) and stops it when
+    block ``start`` is called, so the cost is the embeddings plus blocks ``1..start - 1``.
     """
-    holder: list[torch.Tensor] = []
-
-    def hook(module, args, kwargs):
-        holder.append(_hidden_from_call(args, kwargs).detach())
-        raise _Reached
-
-    handle = access.block(start).register_forward_pre_hook(hook, with_kwargs=True)
-    kwargs = dict(inputs)
-    if access.is_decoder:
-        kwargs.setdefault("use_cache", False)
-    try:
-        access.model(**kwargs)
-    except _Reached:
-        pass
-    finally:
-        handle.remove()
-    if not holder:
-        raise RuntimeError(f"block {start} of {access.family} was not called in the forward pass")
-    return holder[0]
+    return run_with_cache(access, inputs, block_inputs=[start], stop_at=start).inputs[start]
 
 
 def check_twins(a: BlockAccess, b: BlockAccess, what: str) -> None:

@@ -11,8 +11,8 @@ No weights are copied. Per batch:
    (:func:`~memloc.models.blocks.capture_block_inputs`); the input to block ``s`` is the same
    for every window starting at ``s``, because blocks below ``s`` are the noisy model's;
 2. per start ``s``, one forward from block ``s`` through the mixed block list
-   ``twin[s..e_max] + noisy[e_max+1..L]`` gives the window ``(s, e_max)`` and, through hooks on
-   the twin blocks, the output of ``twin[s..e]`` for every shorter window ``(s, e)``;
+   ``twin[s..e_max] + noisy[e_max+1..L]`` gives the window ``(s, e_max)`` and, captured on the
+   twin blocks (:func:`~memloc.models.blocks.capture`), the output of ``twin[s..e]`` for every shorter window ``(s, e)``;
 3. each shorter window then runs only the noisy blocks ``e+1..L`` and the head.
 
 For L = 12 this runs L + L(L+1)(L+2)/6 = 12 + 364 block forwards per batch instead of
@@ -43,7 +43,7 @@ from memloc.localise.common import (
     write_outputs,
 )
 from memloc.localise.windows import window_weights, windows
-from memloc.models.blocks import BlockAccess, _hidden_from_call, block_access, capture_block_inputs, forward_from_block
+from memloc.models.blocks import BlockAccess, block_access, capture, capture_block_inputs, forward_from_block
 from memloc.models.loading import load_classifier
 from memloc.tokens import TokenSet
 from memloc.training.batching import eval_batches
@@ -80,22 +80,10 @@ def swapped_logits(
     for s, ends in _by_start(wins).items():
         e_max = max(ends)
         shorter = sorted(e for e in set(ends) if e < e_max)
-        captured: dict[int, torch.Tensor] = {}
-
-        def make_hook(e: int):
-            def hook(module, args, kwargs):
-                captured[e] = _hidden_from_call(args, kwargs).detach()
-
-            return hook
-
         # The input to twin block e + 1 (list position e) is the output of twin blocks s..e.
-        handles = [twin_blocks[e].register_forward_pre_hook(make_hook(e), with_kwargs=True) for e in shorter]
-        try:
+        with capture({e: twin_blocks[e] for e in shorter}) as captured:
             chain = noisy_blocks[: s - 1] + twin_blocks[s - 1 : e_max] + noisy_blocks[e_max:]
             out[(s, e_max)] = forward_from_block(noisy, s, hidden[s - 1], ids, mask, blocks=chain, **extra)
-        finally:
-            for h in handles:
-                h.remove()
         for e in shorter:
             out[(s, e)] = forward_from_block(noisy, e + 1, captured[e], ids, mask, **extra)
     return out, base
