@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from memloc import __version__
 from memloc.errors import DataError
 from memloc.io import write_parquet
 from memloc.models.blocks import BlockAccess, run_with_cache
+from memloc.localise.settings import JobSettings
 from memloc.provenance import record
 from memloc.tokens import TokenSet, load_tokenset
 
@@ -147,11 +148,12 @@ def checkpoint_info(path: str | Path | None) -> dict[str, Any]:
         return {}
 
 
-def provenance(technique: str, settings: dict, inputs: dict[str, Any], **extra: Any) -> dict[str, Any]:
+def provenance(technique: str, settings: JobSettings | Mapping[str, Any], inputs: dict[str, Any], **extra: Any) -> dict[str, Any]:
     """Metadata every localisation output carries: technique, settings, inputs, versions."""
+    settings = settings.as_dict() if isinstance(settings, JobSettings) else dict(settings)
     return {
         "technique": technique,
-        "settings": dict(settings),
+        "settings": settings,
         "inputs": {k: str(v) for k, v in inputs.items()},
         "checkpoints": {k: checkpoint_info(v) for k, v in inputs.items() if k in ("model", "twin", "pretrained")},
         "memloc_version": __version__,

@@ -32,9 +32,10 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -44,28 +45,36 @@ import torch.nn.functional as F
 from memloc.device import select_device, set_determinism
 from memloc.localise.common import MemorisedSpec, load_job_data, provenance, weights_frame, write_outputs
 from memloc.localise.hidden import normalise, pooled_states
+from memloc.localise.settings import JobSettings
 from memloc.models.loading import load_classifier
 
 log = logging.getLogger("memloc.localise.probing")
 
 FRACTIONS = (0.7, 0.1, 0.2)
 
-DEFAULTS: dict[str, Any] = {
-    "seeds": [1, 2, 3, 4, 5],
-    "hidden_size": 128,
-    "dropout": 0.1,
-    "learning_rate": 2e-4,
-    "weight_decay": 1e-5,
-    "epochs": 30,
-    "batch_size": 32,
-    "eval_batch_size": 64,
-    "device": "auto",
-    "precision": "fp32",
-    "deterministic": False,
-    "seed": 0,
-}
-
 PROBE_KEYS = ("hidden_size", "dropout", "learning_rate", "weight_decay", "epochs", "batch_size")
+
+
+@dataclass(frozen=True)
+class ProbingSettings(JobSettings):
+    """``localisation.probing`` plus the shared keys (``seed`` seeds the probes' generators)."""
+
+    technique: ClassVar[str] = "probing"
+
+    seeds: tuple[int, ...]  # probe seeds: one split, initialisation and batch order each
+    hidden_size: int
+    dropout: float
+    learning_rate: float
+    weight_decay: float
+    epochs: int
+    batch_size: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "seeds", tuple(int(x) for x in self.seeds))
+
+    def probe_options(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`train_probes` that these settings fix."""
+        return {k: getattr(self, k) for k in PROBE_KEYS}
 
 
 # --------------------------------------------------------------------------- splits
@@ -361,35 +370,35 @@ def run_probing(
     tokens_path: str | Path,
     model_dir: str | Path,
     frozen_dir: str | Path,
-    settings: dict[str, Any],
+    settings: Mapping[str, Any] | ProbingSettings,
     raw_path: str | Path,
     weights_path: str | Path,
     memorised: MemorisedSpec = None,
 ) -> pd.DataFrame:
     """The ``probing`` rule: pooled states of both models, probes, raw table and weights.
 
-    The probe target is membership of the memorised set (default the noisy training examples);
-    every training example is probed, so with an explicit set noisy examples outside it count
-    as negatives.
+    ``settings``: :class:`ProbingSettings` or the rule's params dict. The probe target is
+    membership of the memorised set (default the noisy training examples); every training
+    example is probed, so with an explicit set noisy examples outside it count as negatives.
     """
-    s = {**DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
-    set_determinism(int(s["seed"]), bool(s["deterministic"]))
-    device = select_device(s["device"])
+    s = ProbingSettings.from_params(settings)
+    set_determinism(s.seed, s.deterministic)
+    device = select_device(s.device)
     job = load_job_data(examples_path, tokens_path, memorised)
     model = load_classifier(model_dir).to(device)
-    states = pooled_states(model, job.train, int(s["eval_batch_size"]), device, s["precision"])
+    states = pooled_states(model, job.train, s.eval_batch_size, device, s.precision)
     del model
     frozen = load_classifier(frozen_dir).to(device)
-    frozen_layer1 = pooled_states(frozen, job.train, int(s["eval_batch_size"]), device, s["precision"])[:, 1]
+    frozen_layer1 = pooled_states(frozen, job.train, s.eval_batch_size, device, s.precision)[:, 1]
     del frozen
     raw, weights = probe_layers(
         states,
         frozen_layer1,
         job.memorised,
-        seeds=s["seeds"],
+        seeds=s.seeds,
         device=device,
-        generator_seed=int(s["seed"]),
-        **{k: s[k] for k in PROBE_KEYS},
+        generator_seed=s.seed,
+        **s.probe_options(),
     )
     meta = provenance(
         "probing",

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -42,6 +44,7 @@ from memloc.localise.common import (
     weights_frame,
     write_outputs,
 )
+from memloc.localise.settings import JobSettings
 from memloc.localise.windows import window_weights, windows
 from memloc.models.blocks import BlockAccess, block_access, capture, capture_block_inputs, forward_from_block
 from memloc.models.loading import load_classifier
@@ -52,6 +55,13 @@ log = logging.getLogger("memloc.localise.swapping")
 
 TECHNIQUE = "swapping"
 RAW_COLUMNS = ("start", "size", "end", "error", "acc_memorised", "acc_clean", "n_memorised", "n_clean")
+
+
+@dataclass(frozen=True)
+class SwappingSettings(JobSettings):
+    """Swapping has no keys of its own (``localisation.swapping`` is empty): the shared ones."""
+
+    technique: ClassVar[str] = TECHNIQUE
 
 
 def _by_start(wins: Iterable[tuple[int, int]]) -> dict[int, list[int]]:
@@ -179,37 +189,37 @@ def run_swapping(
     tokens_path: str | Path,
     model_dir: str | Path,
     twin_dir: str | Path,
-    settings: dict,
+    settings: Mapping[str, Any] | SwappingSettings,
     raw_path: str | Path,
     weights_path: str | Path,
     memorised: MemorisedSpec = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One swapping job: load the noisy model and its clean twin, swap every window, write outputs.
 
-    ``settings``: ``max_window``, ``eval_batch_size``, ``device``, ``precision``,
-    ``deterministic``, ``seed`` (the rule's params). ``memorised``: see
+    ``settings``: :class:`SwappingSettings` or the rule's params dict. ``memorised``: see
     :mod:`memloc.localise.common` (default: the noisy training examples).
     """
     t0 = time.perf_counter()
-    set_determinism(int(settings.get("seed", 0)), bool(settings.get("deterministic", True)))
-    device = select_device(settings.get("device", "auto"))
+    settings = SwappingSettings.from_params(settings)
+    set_determinism(settings.seed, settings.deterministic)
+    device = select_device(settings.device)
     job = load_job_data(examples_path, tokens_path, memorised)
     noisy = load_classifier(model_dir)
     twin = load_classifier(twin_dir)
     L = block_access(noisy).num_layers
     log.info(
         "swapping %s <- %s: %d blocks, %d windows, %d memorised / %d clean training examples, device %s",
-        model_dir, twin_dir, L, len(windows(L, settings.get("max_window"))), int(job.memorised.sum()), int(job.clean.sum()), device,
+        model_dir, twin_dir, L, len(windows(L, settings.max_window)), int(job.memorised.sum()), int(job.clean.sum()), device,
     )
     raw, unswapped = swap_windows(
         noisy,
         twin,
         job.train,
         job.memorised,
-        max_window=settings.get("max_window"),
-        batch_size=int(settings.get("eval_batch_size", 64)),
+        max_window=settings.max_window,
+        batch_size=settings.eval_batch_size,
         device=device,
-        precision=settings.get("precision", "fp32"),
+        precision=settings.precision,
         clean=job.clean,
     )
     weights = weights_frame(window_weights(raw, L), TECHNIQUE)
