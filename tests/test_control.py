@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
+from memloc import config as mconf
 from memloc.control import config as ccfg
 from memloc.control.accuracy import (
     ALL,
@@ -118,10 +121,15 @@ def test_model_layers_from_config(tmp_path):
 
 
 def test_config_block_and_references():
-    cfg = {"datasets": {"movies": {}, "topics": {}}, "models": {"tiny": {"source": {"kind": "random", "model_type": "bert", "num_layers": 4}}}}
-    assert ccfg.control_block(cfg)["auxiliary_learning_rate"] == 5e-6
+    default = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+    control = mconf.validate(default, source="config.yaml")["control"]  # the schema fills the block
+    assert control["auxiliary_learning_rate"] == 5e-6 and control["pairs"] == "default"
+    cfg = {"datasets": {"movies": {}, "topics": {}}, "control": control,
+           "models": {"tiny": {"source": {"kind": "random", "model_type": "bert", "num_layers": 4}}}}
     assert ccfg.auxiliary_dataset(cfg, "movies") == "movies"
-    cfg["control"] = {"auxiliary": "topics", "pairs": "all_adjacent"}
+    assert ccfg.training_settings(cfg) == {"auxiliary_learning_rate": 5e-6, "auxiliary_max_train_examples": None,
+                                           "epochs": None, "learning_rate": None}
+    cfg["control"] = {**control, "auxiliary": "topics", "pairs": "all_adjacent"}
     ccfg.check_control_config(cfg)
     assert ccfg.auxiliary_dataset(cfg, "movies") == "topics"
     assert ccfg.model_variants(cfg, "tiny", "/nonexistent") == ["control-1-2", "control-2-3", "control-3-4"]
@@ -287,12 +295,6 @@ def test_run_control_accuracy_from_files_and_figure(tmp_path):
 
 def test_control_overlay_on_the_default_validates():
     """`--configfile config.yaml config/control.yaml`: Snakemake merges the overlay into the default."""
-    from pathlib import Path
-
-    import yaml
-
-    from memloc import config as mconf
-
     repo = Path(__file__).resolve().parents[1]
 
     def merge(base: dict, over: dict) -> dict:
