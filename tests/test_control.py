@@ -265,7 +265,7 @@ def test_path_parsing():
 
 
 def test_run_control_accuracy_from_files_and_figure(tmp_path):
-    from memloc.control.figure import plot_control_summary
+    from memloc.figures.control import plot_control
     from memloc.io import write_parquet
 
     weights, traces = [], []
@@ -287,9 +287,9 @@ def test_run_control_accuracy_from_files_and_figure(tmp_path):
     assert len(back) == 4 and {"technique", "dataset", "model", "target_layers", "acc_at_1", "acc_at_2", "chance"} <= set(back)
     assert back.acc_at_1.tolist() == [1.0, 0.0, 1.0, 0.0] and back.learned.all()
     assert set(pd.read_parquet(tmp_path / "s" / "control_accuracy_summary.parquet").technique) == {"swapping", "gradients"}
-    out = plot_control_summary(summary, tmp_path / "fig" / "control_accuracy_summary", table=table)
+    out = plot_control(summary, tmp_path / "fig" / "control_accuracy_summary", table=table)
     assert [p.suffix for p in out] == [".pdf", ".png"] and all(p.stat().st_size > 0 for p in out)
-    empty = plot_control_summary(summary.iloc[0:0], tmp_path / "fig" / "empty")
+    empty = plot_control(summary.iloc[0:0], tmp_path / "fig" / "empty")
     assert all(p.exists() for p in empty)
 
 

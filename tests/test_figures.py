@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from memloc import figures as F
+from memloc.control.accuracy import summarise
 from memloc.figures import style
 from memloc.stats import synthetic as syn
 from memloc.stats.mcog import mcog_table
@@ -25,7 +26,8 @@ def single():
     t = syn.summary_tables(num_layers=3)
     t["mcog"] = mcog_table(t["layer_weights"], t["probing"], n_boot=20)
     t["counterfactual"] = syn.counterfactual_table()
-    t["control"] = syn.control_table(num_layers=3)
+    t["control"] = syn.control_table(num_layers=3).assign(learned=True)
+    t["control_summary"] = summarise(t["control"], bootstrap=20)
     t["statistics"] = statistics_table(t["mcog"], t["layer_weights"], {}, t["counterfactual"], t["centroid_events"], t["control"])
     return t
 
@@ -46,7 +48,7 @@ PLOTS = {
     "mcog": lambda t, s: F.plot_mcog(t["mcog"], s),
     "agreement": lambda t, s: F.plot_agreement(t["statistics"], s, between="technique"),
     "agreement_models": lambda t, s: F.plot_agreement(t["statistics"], s, between="model"),
-    "control": lambda t, s: F.plot_control(t["control"], s),
+    "control": lambda t, s: F.plot_control(t["control_summary"], s, table=t["control"]),
     "generalisation": lambda t, s: F.plot_generalisation(t["mcog"], t["counterfactual"], s),
 }
 

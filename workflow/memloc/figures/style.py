@@ -9,6 +9,7 @@ where some data sets are missing; without it the data's own names, sorted, set t
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -96,25 +97,31 @@ def empty_figure(message: str):
     return fig
 
 
-def save(fig, stem: str | os.PathLike, dpi: int | None = None) -> list[Path]:
-    """Write ``<stem>.pdf`` and ``<stem>.png`` (each via a temp file and rename), close ``fig``."""
+def save_figure(fig, *paths: str | os.PathLike, dpi: int | None = None) -> list[Path]:
+    """Write ``fig`` to every path (format from the suffix; ``dpi`` for PNGs and rasterised parts of
+    PDFs), each via a temp file and rename."""
     dpi = PNG_DPI if dpi is None else dpi
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
     out = []
+    for path in map(Path, paths):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+        os.close(fd)
+        try:
+            fig.savefig(tmp, format=path.suffix.lstrip("."), dpi=dpi)
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        out.append(path)
+    return out
+
+
+def save(fig, stem: str | os.PathLike, dpi: int | None = None) -> list[Path]:
+    """Write ``<stem>.pdf`` and ``<stem>.png`` and close ``fig`` (every memloc figure goes here)."""
+    stem = Path(stem)
     try:
-        for ext in ("pdf", "png"):
-            final = stem.parent / f"{stem.name}.{ext}"
-            tmp = stem.parent / f".{stem.name}.{os.getpid()}.tmp.{ext}"
-            try:
-                fig.savefig(tmp, format=ext, dpi=dpi if ext == "png" else None)
-                os.replace(tmp, final)
-            finally:
-                tmp.unlink(missing_ok=True)
-            out.append(final)
+        return save_figure(fig, stem.parent / f"{stem.name}.pdf", stem.parent / f"{stem.name}.png", dpi=dpi)
     finally:
         plt.close(fig)
-    return out
 
 
 def panel_label(dataset: str, model: str | None = None) -> str:
