@@ -83,3 +83,27 @@ def test_dataset_style_is_stable():
     assert a["b"] == b["b"]
     assert len({s["color"] for s in b.values()}) == 3 and len({s["marker"] for s in b.values()}) == 3
     assert list(style.dataset_styles(["z", "y"])) == ["y", "z"]
+
+
+def drawn_text(monkeypatch, plot) -> str:
+    """Every text on the figure ``plot`` draws (captured instead of written)."""
+    from matplotlib.text import Text
+
+    figs = []
+    monkeypatch.setattr(style, "save", lambda fig, stem: figs.append(fig))
+    plot()
+    (fig,) = figs
+    return " ".join(" ".join(t.get_text().split()) for t in fig.findobj(Text))
+
+
+def test_one_pair_figures_say_what_they_need(single, monkeypatch, tmp_path):
+    """With one (data set, model), agreement on M-CoG and M-CoG against generalisation cannot be
+    estimated: the figures say how many they need and which config provides them."""
+    agreement = drawn_text(monkeypatch, lambda: F.plot_agreement(single["statistics"], tmp_path / "a", between="technique"))
+    assert "needs at least 3 (data set, model) pairs; this run has 1" in agreement
+    assert "config/paper.yaml" in agreement
+    assert "0." in agreement  # the per-layer weights panel still shows its correlations
+    models = drawn_text(monkeypatch, lambda: F.plot_agreement(single["statistics"], tmp_path / "m", between="model"))
+    assert "needs at least 2 models" in models and "run.models" in models
+    gen = drawn_text(monkeypatch, lambda: F.plot_generalisation(single["mcog"], single["counterfactual"], tmp_path / "g"))
+    assert "needs at least 3 data sets; this run has 1" in gen and "config/paper.yaml" in gen

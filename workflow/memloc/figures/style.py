@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import textwrap
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -89,11 +90,30 @@ def grid(n_panels: int, max_cols: int = 4, sharex=False, sharey=False, w=PANEL_W
     return fig, flat[:n]
 
 
+#: How a run gets more data sets or models to compare (what a too-small figure tells its reader).
+MORE_PAIRS = "add data sets or models to run: in the config (e.g. config/paper.yaml)"
+MORE_DATASETS = "add data sets to run.datasets in the config (e.g. config/paper.yaml)"
+MORE_MODELS = "add models to run.models in the config (e.g. config/paper.yaml)"
+MORE_TECHNIQUES = "list more techniques under localisation.techniques in the config"
+
+
+def too_few(needed: int, unit: str, have: int | str, more: str) -> str:
+    """Why a figure or panel cannot say anything: how many ``unit`` it needs, the run's count, the fix."""
+    return f"needs at least {needed} {unit}; this run has {have}: {more}"
+
+
+def message_panel(ax, message: str, title: str | None = None, width: int = 42) -> None:
+    """Turn ``ax`` into a panel that says ``message`` (why there is nothing to draw)."""
+    ax.axis("off")
+    ax.text(0.5, 0.5, textwrap.fill(message, width), ha="center", va="center", transform=ax.transAxes)
+    if title:
+        ax.set_title(title)
+
+
 def empty_figure(message: str):
     """A one-panel figure that says why there is nothing to draw."""
     fig, ax = plt.subplots(figsize=(PANEL_W * 1.5, PANEL_H))
-    ax.axis("off")
-    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
+    message_panel(ax, message, width=60)
     return fig
 
 
