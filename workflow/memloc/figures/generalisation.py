@@ -22,9 +22,7 @@ def plot_generalisation(mcog: pd.DataFrame, counterfactual: pd.DataFrame, stem, 
     from matplotlib.lines import Line2D
 
     style.apply()
-    df = mcog[(mcog["seed"] == ALL_SEEDS)] if "seed" in mcog else mcog
-    if "variant" in df and variant is not None:
-        df = df[df["variant"] == variant]
+    df = style.of_variant(mcog[(mcog["seed"] == ALL_SEEDS)] if "seed" in mcog else mcog, variant)
     if counterfactual is None or counterfactual.empty or score not in counterfactual:
         return style.save(style.empty_figure("no counterfactual summaries to draw"), stem)
     data = df.merge(counterfactual[["dataset", "model", score]], on=["dataset", "model"], how="inner")

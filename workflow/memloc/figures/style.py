@@ -69,6 +69,13 @@ def dataset_styles(names: Iterable[str], datasets: Sequence[str] | None = None) 
     }
 
 
+def of_variant(table, variant: str | None):
+    """The rows of model variant ``variant`` (all rows without a ``variant`` column or with None)."""
+    if variant is None or "variant" not in table:
+        return table
+    return table[table["variant"] == variant]
+
+
 def technique_order(names: Iterable[str]) -> list[str]:
     names = list(dict.fromkeys(names))
     return [t for t in TECHNIQUE_ORDER if t in names] + sorted(t for t in names if t not in TECHNIQUE_ORDER)

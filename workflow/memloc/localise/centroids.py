@@ -32,9 +32,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from memloc.device import select_device, set_determinism
 from memloc.io import write_parquet
-from memloc.localise.common import MemorisedSpec, load_job_data, provenance
+from memloc.localise.common import MemorisedSpec, provenance, start_job
 from memloc.localise.hidden import pooled_states
 from memloc.localise.settings import JobSettings
 from memloc.models.loading import load_classifier
@@ -241,9 +240,7 @@ def run_centroids(
     ``settings``: :class:`CentroidsSettings` or the rule's params dict.
     """
     s = CentroidsSettings.from_params(settings)
-    set_determinism(s.seed, s.deterministic)
-    device = select_device(s.device)
-    job = load_job_data(examples_path, tokens_path, memorised)
+    device, job = start_job(s, examples_path, tokens_path, memorised)
     examples = pd.read_parquet(examples_path, columns=["example_id", "label", "label_orig"])
     examples = examples.set_index("example_id").loc[job.train.example_ids]
     model = load_classifier(model_dir).to(device)

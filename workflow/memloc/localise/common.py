@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 from memloc import __version__
+from memloc.device import select_device, set_determinism
 from memloc.errors import DataError
 from memloc.io import write_parquet
 from memloc.models.blocks import BlockAccess, run_with_cache
@@ -98,6 +99,14 @@ def load_job_data(examples_path: str | Path, tokens_path: str | Path, memorised:
         n_classes=n_classes,
         memorised_source=source,
     )
+
+
+def start_job(
+    settings: JobSettings, examples_path: str | Path, tokens_path: str | Path, memorised: MemorisedSpec = None
+) -> tuple[torch.device, JobData]:
+    """The first steps of every localisation job: seed and determinism, then the device and the data."""
+    set_determinism(settings.seed, settings.deterministic)
+    return select_device(settings.device), load_job_data(examples_path, tokens_path, memorised)
 
 
 def model_inputs(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:

@@ -36,8 +36,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from memloc.device import autocast, select_device, set_determinism
-from memloc.localise.common import MemorisedSpec, load_job_data, provenance, weights_frame, write_outputs
+from memloc.device import autocast
+from memloc.localise.common import MemorisedSpec, provenance, start_job, weights_frame, write_outputs
 from memloc.localise.hidden import normalise
 from memloc.localise.settings import JobSettings
 from memloc.models.blocks import block_access
@@ -288,9 +288,7 @@ def run_gradients(
     :func:`memloc.localise.common.memorised_mask`).
     """
     s = GradientsSettings.from_params(settings)
-    set_determinism(s.seed, s.deterministic)
-    device = select_device(s.device)
-    job = load_job_data(examples_path, tokens_path, memorised)
+    device, job = start_job(s, examples_path, tokens_path, memorised)
     model = load_classifier(model_dir).to(device)
     frozen = load_classifier(frozen_dir).to(device) if s.divide_frozen else None
     raw, weights = forgetting_gradients(

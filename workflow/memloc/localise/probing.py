@@ -42,8 +42,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from memloc.device import select_device, set_determinism
-from memloc.localise.common import MemorisedSpec, load_job_data, provenance, weights_frame, write_outputs
+from memloc.localise.common import MemorisedSpec, provenance, start_job, weights_frame, write_outputs
 from memloc.localise.hidden import normalise, pooled_states
 from memloc.localise.settings import JobSettings
 from memloc.models.loading import load_classifier
@@ -382,9 +381,7 @@ def run_probing(
     example is probed, so with an explicit set noisy examples outside it count as negatives.
     """
     s = ProbingSettings.from_params(settings)
-    set_determinism(s.seed, s.deterministic)
-    device = select_device(s.device)
-    job = load_job_data(examples_path, tokens_path, memorised)
+    device, job = start_job(s, examples_path, tokens_path, memorised)
     model = load_classifier(model_dir).to(device)
     states = pooled_states(model, job.train, s.eval_batch_size, device, s.precision)
     del model

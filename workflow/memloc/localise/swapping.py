@@ -33,14 +33,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from memloc.device import autocast, select_device, set_determinism
+from memloc.device import autocast
 from memloc.localise.common import (
     MemorisedSpec,
     check_twins,
-    load_job_data,
     model_inputs,
     provenance,
     split_inputs,
+    start_job,
     weights_frame,
     write_outputs,
 )
@@ -201,9 +201,7 @@ def run_swapping(
     """
     t0 = time.perf_counter()
     settings = SwappingSettings.from_params(settings)
-    set_determinism(settings.seed, settings.deterministic)
-    device = select_device(settings.device)
-    job = load_job_data(examples_path, tokens_path, memorised)
+    device, job = start_job(settings, examples_path, tokens_path, memorised)
     noisy = load_classifier(model_dir)
     twin = load_classifier(twin_dir)
     L = block_access(noisy).num_layers
