@@ -176,12 +176,12 @@ def train_probes(
     feature_index: Sequence[int],
     probe_seeds: Sequence[int],
     *,
-    hidden_size: int = 128,
-    dropout: float = 0.1,
-    learning_rate: float = 2e-4,
-    weight_decay: float = 1e-5,
-    epochs: int = 30,
-    batch_size: int = 32,
+    hidden_size: int,
+    dropout: float,
+    learning_rate: float,
+    weight_decay: float,
+    epochs: int,
+    batch_size: int,
     eval_chunk: int = 2048,
     generator_seed: int = 0,
 ) -> pd.DataFrame:
@@ -292,23 +292,16 @@ def probe_layers(
     states: np.ndarray | torch.Tensor,
     frozen_layer1: np.ndarray | torch.Tensor,
     memorised: np.ndarray,
-    *,
-    seeds: Sequence[int] = (1, 2, 3, 4, 5),
-    hidden_size: int = 128,
-    dropout: float = 0.1,
-    learning_rate: float = 2e-4,
-    weight_decay: float = 1e-5,
-    epochs: int = 30,
-    batch_size: int = 32,
+    settings: ProbingSettings,
     device: torch.device | str = "cpu",
-    generator_seed: int = 0,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Probe layers 0..L of ``states`` ``[N, L+1, d]`` and the frozen model's layer 1 ``[N, d]``.
 
     Returns the raw table (one row per model, layer and probe seed: ``layer``, ``probe_seed``,
     ``model``, ``val_f1``, ``test_f1``, ``best_epoch``, and the curve: ``mean_test_f1`` of that
     model and layer, and for the noisy model's layers 1..L ``baseline_f1``, ``gain``, ``weight``)
-    and the normalised weights ``[L]``.
+    and the normalised weights ``[L]``. ``settings`` gives the probe seeds, the probe options and,
+    in ``seed``, the run seed of the probes' generators.
     """
     device = torch.device(device)
     states_t = torch.as_tensor(np.asarray(states, dtype=np.float32))
@@ -318,7 +311,7 @@ def probe_layers(
         raise ValueError(f"frozen layer-1 states have shape {tuple(frozen_t.shape)}, expected ({N}, {d})")
     L = Lp1 - 1
     features = torch.cat([states_t, frozen_t[:, None, :]], 1).to(device)  # feature L+1 = frozen layer 1
-    seeds = [int(s) for s in seeds]
+    seeds = list(settings.seeds)
     specs = [("noisy", layer, s) for layer in range(Lp1) for s in seeds] + [("frozen", 1, s) for s in seeds]
     feature_index = [layer if model == "noisy" else Lp1 for model, layer, _ in specs]
     y = np.asarray(memorised, dtype=bool).astype(np.int64)
@@ -327,17 +320,7 @@ def probe_layers(
         N, int(y.sum()), Lp1, len(seeds), len(specs),
     )
     scores = train_probes(
-        features,
-        y,
-        feature_index,
-        [s for _, _, s in specs],
-        hidden_size=hidden_size,
-        dropout=dropout,
-        learning_rate=learning_rate,
-        weight_decay=weight_decay,
-        epochs=epochs,
-        batch_size=batch_size,
-        generator_seed=generator_seed,
+        features, y, feature_index, [s for _, _, s in specs], generator_seed=settings.seed, **settings.probe_options()
     )
     raw = pd.DataFrame(
         {
@@ -388,15 +371,7 @@ def run_probing(
     frozen = load_classifier(frozen_dir).to(device)
     frozen_layer1 = pooled_states(frozen, job.train, s.eval_batch_size, device, s.precision)[:, 1]
     del frozen
-    raw, weights = probe_layers(
-        states,
-        frozen_layer1,
-        job.memorised,
-        seeds=s.seeds,
-        device=device,
-        generator_seed=s.seed,
-        **s.probe_options(),
-    )
+    raw, weights = probe_layers(states, frozen_layer1, job.memorised, s, device)
     meta = provenance(
         "probing",
         s,
