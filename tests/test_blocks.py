@@ -13,6 +13,7 @@ from memloc.errors import ModelError
 from memloc.models.blocks import (
     SUPPORTED_FAMILIES,
     block_access,
+    capture,
     capture_block_inputs,
     copy_blocks,
     forward_from_block,
@@ -20,6 +21,7 @@ from memloc.models.blocks import (
     pooled_hidden_states,
     pooling,
     replaced_blocks,
+    run_with_cache,
     unfreeze,
 )
 from memloc.models.random import RANDOM_FAMILIES, build_random_classifier, random_config
@@ -221,6 +223,27 @@ def test_pooled_hidden_states_decoder_pools_last_non_pad_token():
     # Layers 0..L-1 are block inputs in both; HF's last entry is after the final norm.
     for layer in range(LAYERS):
         torch.testing.assert_close(ours[:, layer], hf[layer][rows, last], atol=ATOL, rtol=0)
+
+
+def test_run_with_cache_captures_and_stops_at_a_block():
+    access = block_access(_model("llama", seed=1))
+    ids, mask = _batch()
+    batch = {"input_ids": ids, "attention_mask": mask}
+    layers = range(1, LAYERS + 1)
+    full = run_with_cache(access, batch, block_inputs=layers, block_outputs=layers)
+    with torch.no_grad():
+        torch.testing.assert_close(full.logits, access.model(**batch).logits, atol=0, rtol=0)
+    for i in range(1, LAYERS):  # block i's output is block i + 1's input
+        assert torch.equal(full.outputs[i], full.inputs[i + 1])
+    # Stopping at block 3 runs blocks 1 and 2 only: blocks 3 and 4 never produce an output.
+    with pytest.raises(ModelError, match=r"\[3, 4\]"):
+        with capture({i: access.block(i) for i in layers}, "output") as ran:
+            stopped = run_with_cache(access, batch, block_inputs=[3], stop_at=3)
+    assert sorted(ran) == [1, 2] and stopped.logits is None
+    assert torch.equal(stopped.inputs[3], full.inputs[3])
+    with pytest.raises(ValueError, match="after stop_at"):
+        run_with_cache(access, batch, block_outputs=[3], stop_at=3)
+    assert all(not b._forward_pre_hooks and not b._forward_hooks for b in access.blocks)
 
 
 def test_replaced_blocks_restores_on_exception(models):

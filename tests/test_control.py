@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
+from memloc import config as mconf
 from memloc.control import config as ccfg
 from memloc.control.accuracy import (
     ALL,
@@ -118,10 +121,15 @@ def test_model_layers_from_config(tmp_path):
 
 
 def test_config_block_and_references():
-    cfg = {"datasets": {"movies": {}, "topics": {}}, "models": {"tiny": {"source": {"kind": "random", "model_type": "bert", "num_layers": 4}}}}
-    assert ccfg.control_block(cfg)["auxiliary_learning_rate"] == 5e-6
+    default = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+    control = mconf.validate(default, source="config.yaml")["control"]  # the schema fills the block
+    assert control["auxiliary_learning_rate"] == 5e-6 and control["pairs"] == "default"
+    cfg = {"datasets": {"movies": {}, "topics": {}}, "control": control,
+           "models": {"tiny": {"source": {"kind": "random", "model_type": "bert", "num_layers": 4}}}}
     assert ccfg.auxiliary_dataset(cfg, "movies") == "movies"
-    cfg["control"] = {"auxiliary": "topics", "pairs": "all_adjacent"}
+    assert ccfg.training_settings(cfg) == {"auxiliary_learning_rate": 5e-6, "auxiliary_max_train_examples": None,
+                                           "epochs": None, "learning_rate": None}
+    cfg["control"] = {**control, "auxiliary": "topics", "pairs": "all_adjacent"}
     ccfg.check_control_config(cfg)
     assert ccfg.auxiliary_dataset(cfg, "movies") == "topics"
     assert ccfg.model_variants(cfg, "tiny", "/nonexistent") == ["control-1-2", "control-2-3", "control-3-4"]
@@ -257,7 +265,7 @@ def test_path_parsing():
 
 
 def test_run_control_accuracy_from_files_and_figure(tmp_path):
-    from memloc.control.figure import plot_control_summary
+    from memloc.figures.control import plot_control
     from memloc.io import write_parquet
 
     weights, traces = [], []
@@ -279,20 +287,14 @@ def test_run_control_accuracy_from_files_and_figure(tmp_path):
     assert len(back) == 4 and {"technique", "dataset", "model", "target_layers", "acc_at_1", "acc_at_2", "chance"} <= set(back)
     assert back.acc_at_1.tolist() == [1.0, 0.0, 1.0, 0.0] and back.learned.all()
     assert set(pd.read_parquet(tmp_path / "s" / "control_accuracy_summary.parquet").technique) == {"swapping", "gradients"}
-    out = plot_control_summary(summary, tmp_path / "fig" / "control_accuracy_summary", table=table)
+    out = plot_control(summary, tmp_path / "fig" / "control_accuracy_summary", table=table)
     assert [p.suffix for p in out] == [".pdf", ".png"] and all(p.stat().st_size > 0 for p in out)
-    empty = plot_control_summary(summary.iloc[0:0], tmp_path / "fig" / "empty")
+    empty = plot_control(summary.iloc[0:0], tmp_path / "fig" / "empty")
     assert all(p.exists() for p in empty)
 
 
 def test_control_overlay_on_the_default_validates():
     """`--configfile config.yaml config/control.yaml`: Snakemake merges the overlay into the default."""
-    from pathlib import Path
-
-    import yaml
-
-    from memloc import config as mconf
-
     repo = Path(__file__).resolve().parents[1]
 
     def merge(base: dict, over: dict) -> dict:

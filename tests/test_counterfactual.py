@@ -295,7 +295,8 @@ def test_memorised_set_noisy_from_examples():
 
 
 def test_memorisation_map_writes_png_and_pdf(tmp_path):
-    from memloc.counterfactual.plot import memorisation_map, reliability_plot, save_figure
+    from memloc.figures.memorisation import memorisation_map, reliability_plot
+    from memloc.figures.style import save_figure
 
     in_train, p, _ = simulate(n_models=6, n_examples=60)
     noisy = np.arange(60) < 9

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from memloc import figures as F
+from memloc.control.accuracy import summarise
 from memloc.figures import style
 from memloc.stats import synthetic as syn
 from memloc.stats.mcog import mcog_table
@@ -25,7 +26,8 @@ def single():
     t = syn.summary_tables(num_layers=3)
     t["mcog"] = mcog_table(t["layer_weights"], t["probing"], n_boot=20)
     t["counterfactual"] = syn.counterfactual_table()
-    t["control"] = syn.control_table(num_layers=3)
+    t["control"] = syn.control_table(num_layers=3).assign(learned=True)
+    t["control_summary"] = summarise(t["control"], bootstrap=20)
     t["statistics"] = statistics_table(t["mcog"], t["layer_weights"], {}, t["counterfactual"], t["centroid_events"], t["control"])
     return t
 
@@ -46,7 +48,7 @@ PLOTS = {
     "mcog": lambda t, s: F.plot_mcog(t["mcog"], s),
     "agreement": lambda t, s: F.plot_agreement(t["statistics"], s, between="technique"),
     "agreement_models": lambda t, s: F.plot_agreement(t["statistics"], s, between="model"),
-    "control": lambda t, s: F.plot_control(t["control"], s),
+    "control": lambda t, s: F.plot_control(t["control_summary"], s, table=t["control"]),
     "generalisation": lambda t, s: F.plot_generalisation(t["mcog"], t["counterfactual"], s),
 }
 
@@ -81,3 +83,27 @@ def test_dataset_style_is_stable():
     assert a["b"] == b["b"]
     assert len({s["color"] for s in b.values()}) == 3 and len({s["marker"] for s in b.values()}) == 3
     assert list(style.dataset_styles(["z", "y"])) == ["y", "z"]
+
+
+def drawn_text(monkeypatch, plot) -> str:
+    """Every text on the figure ``plot`` draws (captured instead of written)."""
+    from matplotlib.text import Text
+
+    figs = []
+    monkeypatch.setattr(style, "save", lambda fig, stem: figs.append(fig))
+    plot()
+    (fig,) = figs
+    return " ".join(" ".join(t.get_text().split()) for t in fig.findobj(Text))
+
+
+def test_one_pair_figures_say_what_they_need(single, monkeypatch, tmp_path):
+    """With one (data set, model), agreement on M-CoG and M-CoG against generalisation cannot be
+    estimated: the figures say how many they need and which config provides them."""
+    agreement = drawn_text(monkeypatch, lambda: F.plot_agreement(single["statistics"], tmp_path / "a", between="technique"))
+    assert "needs at least 3 (data set, model) pairs; this run has 1" in agreement
+    assert "config/paper.yaml" in agreement
+    assert "0." in agreement  # the per-layer weights panel still shows its correlations
+    models = drawn_text(monkeypatch, lambda: F.plot_agreement(single["statistics"], tmp_path / "m", between="model"))
+    assert "needs at least 2 models" in models and "run.models" in models
+    gen = drawn_text(monkeypatch, lambda: F.plot_generalisation(single["mcog"], single["counterfactual"], tmp_path / "g"))
+    assert "needs at least 3 data sets; this run has 1" in gen and "config/paper.yaml" in gen

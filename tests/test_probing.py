@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
+from memloc import config as mconf
 from memloc.io import write_parquet
 from memloc.localise.hidden import normalise, pooled_states
 from memloc.localise.probing import (
+    ProbingSettings,
     binary_f1_rows,
     probe_layers,
     probing_weights,
@@ -18,6 +23,7 @@ from memloc.localise.probing import (
     stratified_split,
     train_probes,
 )
+from memloc.localise.settings import technique_params
 from memloc.models.random import build_random_classifier
 from memloc.tokens import TokenSet
 from memloc.training.metrics import binary_f1
@@ -25,6 +31,13 @@ from memloc.training.metrics import binary_f1
 from builders import random_tokens
 
 VOCAB = 100
+
+
+def probing_settings(**overrides) -> ProbingSettings:
+    """The settings the rule builds from the default config (on the CPU, run seed 0), with ``overrides``."""
+    cfg = mconf.validate(yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text()))
+    params = {**technique_params(cfg, "probing", cfg["run"]["models"][0], seed=0), "device": "cpu"}
+    return ProbingSettings.from_params({**params, **overrides})
 
 
 def tokenset(n: int, seed: int = 0, with_types: bool = False) -> TokenSet:
@@ -93,7 +106,7 @@ def synthetic_states(n=300, layers=5, d=8, first=3, seed=0):
 def test_probes_trained_together_equal_probes_trained_alone():
     states, _, y = synthetic_states(n=120, layers=2, d=6)
     features = torch.as_tensor(states)
-    kw = dict(hidden_size=8, dropout=0.0, learning_rate=1e-2, epochs=4, batch_size=16)
+    kw = dict(hidden_size=8, dropout=0.0, learning_rate=1e-2, weight_decay=1e-5, epochs=4, batch_size=16)
     together = train_probes(features, y, [0, 2, 2], [1, 1, 2], **kw)
     for p, (f, s) in enumerate([(0, 1), (2, 1), (2, 2)]):
         alone = train_probes(features, y, [f], [s], **kw)
@@ -104,7 +117,7 @@ def test_probes_trained_together_equal_probes_trained_alone():
 def test_planted_layer_gets_the_weight():
     states, frozen, y = synthetic_states()
     raw, weights = probe_layers(
-        states, frozen, y, seeds=[1, 2], hidden_size=16, epochs=10, learning_rate=1e-2, batch_size=32
+        states, frozen, y, probing_settings(seeds=[1, 2], hidden_size=16, epochs=10, learning_rate=1e-2, batch_size=32)
     )
     assert set(raw.columns) >= {"layer", "probe_seed", "model", "val_f1", "test_f1", "best_epoch", "mean_test_f1", "weight"}
     assert len(raw) == 6 * 2 + 2
@@ -142,9 +155,8 @@ def test_run_probing_writes_tables(tmp_path):
     write_parquet(tokens, tmp_path / "tokens.parquet", metadata={"pad_token_id": 0})
     for name, seed in [("model", 1), ("frozen", 2)]:
         build_random_classifier("bert", num_layers=2, hidden_size=16, num_heads=2, vocab_size=VOCAB, seed=seed).save_pretrained(tmp_path / name)
-    settings = {"seeds": [1, 2], "hidden_size": 8, "dropout": 0.1, "learning_rate": 1e-3, "weight_decay": 1e-5,
-                "epochs": 2, "batch_size": 16, "max_window": None, "eval_batch_size": 16, "device": "cpu",
-                "precision": "fp32", "deterministic": False, "seed": 1}
+    settings = probing_settings(seeds=[1, 2], hidden_size=8, learning_rate=1e-3, epochs=2, batch_size=16,
+                                eval_batch_size=16, deterministic=False, seed=1).as_dict()
     run_probing(tmp_path / "examples.parquet", tmp_path / "tokens.parquet", tmp_path / "model", tmp_path / "frozen",
                 settings, tmp_path / "raw.parquet", tmp_path / "weights.parquet")
     raw = pd.read_parquet(tmp_path / "raw.parquet")

@@ -2,11 +2,11 @@
 
 import pandas as pd
 
-from memloc.control.figure import plot_control_summary
+from memloc.figures.control import plot_control
 from memloc.logs import setup
 
 setup(snakemake.log[0])
-plot_control_summary(
+plot_control(
     pd.read_parquet(snakemake.input.summary),
     snakemake.output.pdf.removesuffix(".pdf"),
     table=pd.read_parquet(snakemake.input.table),

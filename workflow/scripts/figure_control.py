@@ -1,4 +1,4 @@
-"""Adapter: summary/control_accuracy.parquet -> figures/control_accuracy.{pdf,png}."""
+"""Adapter: summary/control_accuracy{,_summary}.parquet -> figures/control_accuracy.{pdf,png}."""
 
 import pandas as pd
 
@@ -6,4 +6,9 @@ from memloc.figures.control import plot_control
 from memloc.logs import setup
 
 setup(snakemake.log[0])
-plot_control(pd.read_parquet(snakemake.input.table), snakemake.output.pdf.removesuffix(".pdf"), datasets=snakemake.params.datasets)
+plot_control(
+    pd.read_parquet(snakemake.input.summary),
+    snakemake.output.pdf.removesuffix(".pdf"),
+    table=pd.read_parquet(snakemake.input.table),
+    datasets=snakemake.params.datasets,
+)

@@ -113,7 +113,8 @@ def run_memorised_set(
 
 def run_memorisation_map(memorisation_path: str | Path, pdf_path: str | Path, png_path: str | Path, title: str | None = None) -> None:
     """Draw the memorisation map of one memorisation table to PDF and PNG."""
-    from memloc.counterfactual.plot import memorisation_map, save_figure
+    from memloc.figures.memorisation import memorisation_map
+    from memloc.figures.style import save_figure
 
     table = pd.read_parquet(memorisation_path)
     fig = memorisation_map(table, title=title)

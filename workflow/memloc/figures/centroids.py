@@ -16,9 +16,7 @@ def plot_centroids(centroids: pd.DataFrame, stem, events: pd.DataFrame | None = 
     from matplotlib.lines import Line2D
 
     style.apply()
-    df = centroids
-    if "variant" in df and variant is not None:
-        df = df[df["variant"] == variant]
+    df = style.of_variant(centroids, variant)
     if df.empty:
         return style.save(style.empty_figure("no centroid results to draw"), stem)
     agg = df.groupby(["dataset", "model", "group", "layer"], as_index=False)[["mean", "p12_5", "p87_5"]].mean()
@@ -37,8 +35,7 @@ def plot_centroids(centroids: pd.DataFrame, stem, events: pd.DataFrame | None = 
         ax.axhline(0.5, color="grey", ls=":", lw=0.8)
         if events is not None and len(events):
             ev = events[(events["dataset"] == dataset) & (events["model"] == model)]
-            if "variant" in ev and variant is not None:
-                ev = ev[ev["variant"] == variant]
+            ev = style.of_variant(ev, variant)
             if "scope" in ev:
                 ev = ev[ev["scope"] == "pair"]
             cross = pd.to_numeric(ev["crossing_layer"], errors="coerce")

@@ -1,4 +1,8 @@
-"""M-CoG against the data set's generalisation score (counterfactual memorisation)."""
+"""M-CoG against the data set's generalisation score (counterfactual memorisation).
+
+The statistics relate the two over data sets (at least :data:`~memloc.stats.generalisation.MIN_DATASETS`);
+with fewer, as on the embedded default, the figure says so instead of drawing a point per panel.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +10,28 @@ import numpy as np
 import pandas as pd
 
 from memloc.figures import style
+from memloc.stats.generalisation import MIN_DATASETS
 from memloc.stats.mcog import ALL_SEEDS
 
 
 def plot_generalisation(mcog: pd.DataFrame, counterfactual: pd.DataFrame, stem, datasets=None, variant: str = "noisy",
                         score: str = "mean_generalisation"):
     """One panel per technique: seed-aggregated M-CoG (y) against ``mean_generalisation`` (x),
-    one point per (data set, model) in the data set's colour and marker."""
+    one point per (data set, model) in the data set's colour and marker; with fewer than
+    :data:`MIN_DATASETS` data sets a figure that says what it needs."""
     from matplotlib.lines import Line2D
 
     style.apply()
-    df = mcog[(mcog["seed"] == ALL_SEEDS)] if "seed" in mcog else mcog
-    if "variant" in df and variant is not None:
-        df = df[df["variant"] == variant]
+    df = style.of_variant(mcog[(mcog["seed"] == ALL_SEEDS)] if "seed" in mcog else mcog, variant)
     if counterfactual is None or counterfactual.empty or score not in counterfactual:
         return style.save(style.empty_figure("no counterfactual summaries to draw"), stem)
     data = df.merge(counterfactual[["dataset", "model", score]], on=["dataset", "model"], how="inner")
     if data.empty:
         return style.save(style.empty_figure("no (data set, model) with both M-CoG and a generalisation score"), stem)
+    n_datasets = data["dataset"].nunique()
+    if n_datasets < MIN_DATASETS:
+        why = style.too_few(MIN_DATASETS, "data sets", n_datasets, style.MORE_DATASETS)
+        return style.save(style.empty_figure(f"M-CoG against generalisation {why}"), stem)
     techniques = style.technique_order(data["technique"].unique())
     dstyle = style.dataset_styles(data["dataset"].unique(), datasets)
     present = [d for d in dstyle if d in set(data["dataset"])]

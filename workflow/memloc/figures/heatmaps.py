@@ -24,8 +24,7 @@ def plot_heatmaps(
     df = heat
     if technique is not None:
         df = df[df["technique"] == technique]
-    if "variant" in df and variant is not None:
-        df = df[df["variant"] == variant]
+    df = style.of_variant(df, variant)
     if df.empty:
         return style.save(style.empty_figure(f"no {technique or 'window'} results to draw"), stem)
     df = df.groupby(["technique", "dataset", "model", "size", "layer"], as_index=False)["error"].mean()

@@ -16,9 +16,7 @@ def plot_mcog(mcog: pd.DataFrame, stem, datasets=None, variant: str = "noisy"):
     from matplotlib.lines import Line2D
 
     style.apply()
-    df = mcog
-    if "variant" in df and variant is not None:
-        df = df[df["variant"] == variant]
+    df = style.of_variant(mcog, variant)
     if df.empty:
         return style.save(style.empty_figure("no M-CoG values to draw"), stem)
     agg = df[df["seed"] == ALL_SEEDS]

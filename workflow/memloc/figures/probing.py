@@ -15,9 +15,7 @@ def plot_probing(probing: pd.DataFrame, stem, datasets=None, variant: str = "noi
     from matplotlib.lines import Line2D
 
     style.apply()
-    df = probing
-    if "variant" in df and variant is not None:
-        df = df[df["variant"] == variant]
+    df = style.of_variant(probing, variant)
     if df.empty:
         return style.save(style.empty_figure("no probing results to draw"), stem)
     agg = df.groupby(["dataset", "model", "probed", "layer"], as_index=False)[score].agg(["mean", "std"])

@@ -9,6 +9,8 @@ where some data sets are missing; without it the data's own names, sorted, set t
 from __future__ import annotations
 
 import os
+import tempfile
+import textwrap
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -67,6 +69,13 @@ def dataset_styles(names: Iterable[str], datasets: Sequence[str] | None = None) 
     }
 
 
+def of_variant(table, variant: str | None):
+    """The rows of model variant ``variant`` (all rows without a ``variant`` column or with None)."""
+    if variant is None or "variant" not in table:
+        return table
+    return table[table["variant"] == variant]
+
+
 def technique_order(names: Iterable[str]) -> list[str]:
     names = list(dict.fromkeys(names))
     return [t for t in TECHNIQUE_ORDER if t in names] + sorted(t for t in names if t not in TECHNIQUE_ORDER)
@@ -88,33 +97,58 @@ def grid(n_panels: int, max_cols: int = 4, sharex=False, sharey=False, w=PANEL_W
     return fig, flat[:n]
 
 
+#: How a run gets more data sets or models to compare (what a too-small figure tells its reader).
+MORE_PAIRS = "add data sets or models to run: in the config (e.g. config/paper.yaml)"
+MORE_DATASETS = "add data sets to run.datasets in the config (e.g. config/paper.yaml)"
+MORE_MODELS = "add models to run.models in the config (e.g. config/paper.yaml)"
+MORE_TECHNIQUES = "list more techniques under localisation.techniques in the config"
+
+
+def too_few(needed: int, unit: str, have: int | str, more: str) -> str:
+    """Why a figure or panel cannot say anything: how many ``unit`` it needs, the run's count, the fix."""
+    return f"needs at least {needed} {unit}; this run has {have}: {more}"
+
+
+def message_panel(ax, message: str, title: str | None = None, width: int = 42) -> None:
+    """Turn ``ax`` into a panel that says ``message`` (why there is nothing to draw)."""
+    ax.axis("off")
+    ax.text(0.5, 0.5, textwrap.fill(message, width), ha="center", va="center", transform=ax.transAxes)
+    if title:
+        ax.set_title(title)
+
+
 def empty_figure(message: str):
     """A one-panel figure that says why there is nothing to draw."""
     fig, ax = plt.subplots(figsize=(PANEL_W * 1.5, PANEL_H))
-    ax.axis("off")
-    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
+    message_panel(ax, message, width=60)
     return fig
 
 
-def save(fig, stem: str | os.PathLike, dpi: int | None = None) -> list[Path]:
-    """Write ``<stem>.pdf`` and ``<stem>.png`` (each via a temp file and rename), close ``fig``."""
+def save_figure(fig, *paths: str | os.PathLike, dpi: int | None = None) -> list[Path]:
+    """Write ``fig`` to every path (format from the suffix; ``dpi`` for PNGs and rasterised parts of
+    PDFs), each via a temp file and rename."""
     dpi = PNG_DPI if dpi is None else dpi
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
     out = []
+    for path in map(Path, paths):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+        os.close(fd)
+        try:
+            fig.savefig(tmp, format=path.suffix.lstrip("."), dpi=dpi)
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        out.append(path)
+    return out
+
+
+def save(fig, stem: str | os.PathLike, dpi: int | None = None) -> list[Path]:
+    """Write ``<stem>.pdf`` and ``<stem>.png`` and close ``fig`` (every memloc figure goes here)."""
+    stem = Path(stem)
     try:
-        for ext in ("pdf", "png"):
-            final = stem.parent / f"{stem.name}.{ext}"
-            tmp = stem.parent / f".{stem.name}.{os.getpid()}.tmp.{ext}"
-            try:
-                fig.savefig(tmp, format=ext, dpi=dpi if ext == "png" else None)
-                os.replace(tmp, final)
-            finally:
-                tmp.unlink(missing_ok=True)
-            out.append(final)
+        return save_figure(fig, stem.parent / f"{stem.name}.pdf", stem.parent / f"{stem.name}.png", dpi=dpi)
     finally:
         plt.close(fig)
-    return out
 
 
 def panel_label(dataset: str, model: str | None = None) -> str:

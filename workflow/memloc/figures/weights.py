@@ -23,9 +23,7 @@ def plot_layer_weights(
     from matplotlib.lines import Line2D
 
     style.apply()
-    lw = layer_weights
-    if "variant" in lw and variant is not None:
-        lw = lw[lw["variant"] == variant]
+    lw = style.of_variant(layer_weights, variant)
     if lw.empty:
         return style.save(style.empty_figure("no layer weights to draw"), stem)
     col = "weight_norm" if "weight_norm" in lw else "weight"

@@ -24,16 +24,18 @@ either class) is skipped with a log line. "Clean" means neither noisy nor in the
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from memloc.device import select_device, set_determinism
 from memloc.io import write_parquet
-from memloc.localise.common import MemorisedSpec, load_job_data, provenance
+from memloc.localise.common import MemorisedSpec, provenance, start_job
 from memloc.localise.hidden import pooled_states
+from memloc.localise.settings import JobSettings
 from memloc.models.loading import load_classifier
 
 log = logging.getLogger("memloc.localise.centroids")
@@ -42,14 +44,14 @@ GROUPS = ("clean_a", "noisy", "clean_b")
 LOW_Q, HIGH_Q = 12.5, 87.5
 CHUNK = 4096  # examples per step when averaging / projecting (bounds memory on large data sets)
 
-DEFAULTS: dict[str, Any] = {
-    "max_pairs": None,
-    "eval_batch_size": 64,
-    "device": "auto",
-    "precision": "fp32",
-    "deterministic": False,
-    "seed": 0,
-}
+
+@dataclass(frozen=True)
+class CentroidsSettings(JobSettings):
+    """``localisation.centroids`` plus the shared keys."""
+
+    technique: ClassVar[str] = "centroids"
+
+    max_pairs: int | None  # ordered class pairs analysed, most memorised examples first; None: all
 
 
 def project(x: np.ndarray, c_a: np.ndarray, c_b: np.ndarray) -> np.ndarray:
@@ -228,27 +230,28 @@ def run_centroids(
     examples_path: str | Path,
     tokens_path: str | Path,
     model_dir: str | Path,
-    settings: dict[str, Any],
+    settings: Mapping[str, Any] | CentroidsSettings,
     raw_path: str | Path,
     events_path: str | Path,
     memorised: MemorisedSpec = None,
 ) -> pd.DataFrame:
-    """The ``centroids`` rule: pooled states of the model, projections, events."""
-    s = {**DEFAULTS, **{k: v for k, v in settings.items() if v is not None or k == "max_pairs"}}
-    set_determinism(int(s["seed"]), bool(s["deterministic"]))
-    device = select_device(s["device"])
-    job = load_job_data(examples_path, tokens_path, memorised)
+    """The ``centroids`` rule: pooled states of the model, projections, events.
+
+    ``settings``: :class:`CentroidsSettings` or the rule's params dict.
+    """
+    s = CentroidsSettings.from_params(settings)
+    device, job = start_job(s, examples_path, tokens_path, memorised)
     examples = pd.read_parquet(examples_path, columns=["example_id", "label", "label_orig"])
     examples = examples.set_index("example_id").loc[job.train.example_ids]
     model = load_classifier(model_dir).to(device)
-    states = pooled_states(model, job.train, int(s["eval_batch_size"]), device, s["precision"])
+    states = pooled_states(model, job.train, s.eval_batch_size, device, s.precision)
     raw, events = centroid_analysis(
         states,
         examples["label"].to_numpy(),
         examples["label_orig"].to_numpy(),
         job.memorised,
         job.clean,
-        max_pairs=s["max_pairs"],
+        max_pairs=s.max_pairs,
     )
     meta = provenance(
         "centroids",

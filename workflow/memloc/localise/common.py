@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,11 @@ import pandas as pd
 import torch
 
 from memloc import __version__
+from memloc.device import select_device, set_determinism
 from memloc.errors import DataError
 from memloc.io import write_parquet
-from memloc.models.blocks import BlockAccess, _hidden_from_call
+from memloc.models.blocks import BlockAccess, run_with_cache
+from memloc.localise.settings import JobSettings
 from memloc.provenance import record
 from memloc.tokens import TokenSet, load_tokenset
 
@@ -99,6 +101,14 @@ def load_job_data(examples_path: str | Path, tokens_path: str | Path, memorised:
     )
 
 
+def start_job(
+    settings: JobSettings, examples_path: str | Path, tokens_path: str | Path, memorised: MemorisedSpec = None
+) -> tuple[torch.device, JobData]:
+    """The first steps of every localisation job: seed and determinism, then the device and the data."""
+    set_determinism(settings.seed, settings.deterministic)
+    return select_device(settings.device), load_job_data(examples_path, tokens_path, memorised)
+
+
 def model_inputs(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     """A collated batch without its labels, on ``device``."""
     return {k: v.to(device) for k, v in batch.items() if k != "labels"}
@@ -110,36 +120,13 @@ def split_inputs(inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.T
     return inputs["input_ids"], inputs.get("attention_mask"), extra
 
 
-class _Reached(Exception):
-    """Raised by a hook to stop a forward pass once the wanted block input is captured."""
-
-
-@torch.no_grad()
 def block_input(access: BlockAccess, start: int, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
     """The hidden-state input to block ``start`` for one batch, running only blocks below it.
 
-    Runs the model's own forward (train/eval mode is the caller's) and stops it when block
-    ``start`` is called, so the cost is the embeddings plus blocks ``1..start - 1``.
+    Runs the model's own forward (no grad; train/eval mode is the caller's) and stops it when
+    block ``start`` is called, so the cost is the embeddings plus blocks ``1..start - 1``.
     """
-    holder: list[torch.Tensor] = []
-
-    def hook(module, args, kwargs):
-        holder.append(_hidden_from_call(args, kwargs).detach())
-        raise _Reached
-
-    handle = access.block(start).register_forward_pre_hook(hook, with_kwargs=True)
-    kwargs = dict(inputs)
-    if access.is_decoder:
-        kwargs.setdefault("use_cache", False)
-    try:
-        access.model(**kwargs)
-    except _Reached:
-        pass
-    finally:
-        handle.remove()
-    if not holder:
-        raise RuntimeError(f"block {start} of {access.family} was not called in the forward pass")
-    return holder[0]
+    return run_with_cache(access, inputs, block_inputs=[start], stop_at=start).inputs[start]
 
 
 def check_twins(a: BlockAccess, b: BlockAccess, what: str) -> None:
@@ -170,11 +157,12 @@ def checkpoint_info(path: str | Path | None) -> dict[str, Any]:
         return {}
 
 
-def provenance(technique: str, settings: dict, inputs: dict[str, Any], **extra: Any) -> dict[str, Any]:
+def provenance(technique: str, settings: JobSettings | Mapping[str, Any], inputs: dict[str, Any], **extra: Any) -> dict[str, Any]:
     """Metadata every localisation output carries: technique, settings, inputs, versions."""
+    settings = settings.as_dict() if isinstance(settings, JobSettings) else dict(settings)
     return {
         "technique": technique,
-        "settings": dict(settings),
+        "settings": settings,
         "inputs": {k: str(v) for k, v in inputs.items()},
         "checkpoints": {k: checkpoint_info(v) for k, v in inputs.items() if k in ("model", "twin", "pretrained")},
         "memloc_version": __version__,

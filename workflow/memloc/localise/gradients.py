@@ -25,19 +25,21 @@ skips their parameter gradients but still back-propagates through them) and ever
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from memloc.device import autocast, select_device, set_determinism
-from memloc.localise.common import MemorisedSpec, load_job_data, provenance, weights_frame, write_outputs
+from memloc.device import autocast
+from memloc.localise.common import MemorisedSpec, provenance, start_job, weights_frame, write_outputs
 from memloc.localise.hidden import normalise
+from memloc.localise.settings import JobSettings
 from memloc.models.blocks import block_access
 from memloc.models.loading import load_classifier
 from memloc.tokens import TokenSet
@@ -48,17 +50,22 @@ log = logging.getLogger("memloc.localise.gradients")
 LOSSES = ("ce", "logit")
 NORMS = ("l1", "l2")
 
-DEFAULTS: dict[str, Any] = {
-    "loss": "ce",
-    "norm": "l1",
-    "subtract_clean": True,
-    "divide_frozen": True,
-    "batch_size": 32,
-    "seed": 0,
-    "device": "auto",
-    "precision": "fp32",
-    "deterministic": False,
-}
+
+@dataclass(frozen=True)
+class GradientsSettings(JobSettings):
+    """``localisation.gradients`` plus the shared keys.
+
+    ``seed`` (shared) seeds the clean draw: the rule's params put the run's training seed over
+    ``localisation.gradients.seed``.
+    """
+
+    technique: ClassVar[str] = "gradients"
+
+    loss: str
+    norm: str
+    subtract_clean: bool
+    divide_frozen: bool
+    batch_size: int
 
 
 def forgetting_objective(logits: torch.Tensor, labels: torch.Tensor, loss: str = "ce") -> torch.Tensor:
@@ -269,36 +276,35 @@ def run_gradients(
     tokens_path: str | Path,
     model_dir: str | Path,
     frozen_dir: str | Path,
-    settings: dict[str, Any],
+    settings: Mapping[str, Any] | GradientsSettings,
     raw_path: str | Path,
     weights_path: str | Path,
     memorised: MemorisedSpec = None,
 ) -> pd.DataFrame:
     """The ``gradients`` rule: load both checkpoints, compute, write raw table and weights.
 
-    ``memorised``: the memorised set (default the noisy training examples; see
+    ``settings``: :class:`GradientsSettings` or the rule's params dict. ``memorised``: the
+    memorised set (default the noisy training examples; see
     :func:`memloc.localise.common.memorised_mask`).
     """
-    s = {**DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
-    set_determinism(int(s["seed"]), bool(s["deterministic"]))
-    device = select_device(s["device"])
-    job = load_job_data(examples_path, tokens_path, memorised)
+    s = GradientsSettings.from_params(settings)
+    device, job = start_job(s, examples_path, tokens_path, memorised)
     model = load_classifier(model_dir).to(device)
-    frozen = load_classifier(frozen_dir).to(device) if s["divide_frozen"] else None
+    frozen = load_classifier(frozen_dir).to(device) if s.divide_frozen else None
     raw, weights = forgetting_gradients(
         model,
         frozen,
         job.train,
         job.memorised,
         job.clean,
-        loss=s["loss"],
-        norm=s["norm"],
-        subtract_clean=bool(s["subtract_clean"]),
-        divide_frozen=bool(s["divide_frozen"]),
-        batch_size=int(s["batch_size"]),
-        seed=int(s["seed"]),
+        loss=s.loss,
+        norm=s.norm,
+        subtract_clean=s.subtract_clean,
+        divide_frozen=s.divide_frozen,
+        batch_size=s.batch_size,
+        seed=s.seed,
         device=device,
-        precision=s["precision"],
+        precision=s.precision,
     )
     meta = provenance(
         "gradients",

@@ -32,40 +32,48 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from memloc.device import select_device, set_determinism
-from memloc.localise.common import MemorisedSpec, load_job_data, provenance, weights_frame, write_outputs
+from memloc.localise.common import MemorisedSpec, provenance, start_job, weights_frame, write_outputs
 from memloc.localise.hidden import normalise, pooled_states
+from memloc.localise.settings import JobSettings
 from memloc.models.loading import load_classifier
 
 log = logging.getLogger("memloc.localise.probing")
 
 FRACTIONS = (0.7, 0.1, 0.2)
 
-DEFAULTS: dict[str, Any] = {
-    "seeds": [1, 2, 3, 4, 5],
-    "hidden_size": 128,
-    "dropout": 0.1,
-    "learning_rate": 2e-4,
-    "weight_decay": 1e-5,
-    "epochs": 30,
-    "batch_size": 32,
-    "eval_batch_size": 64,
-    "device": "auto",
-    "precision": "fp32",
-    "deterministic": False,
-    "seed": 0,
-}
-
 PROBE_KEYS = ("hidden_size", "dropout", "learning_rate", "weight_decay", "epochs", "batch_size")
+
+
+@dataclass(frozen=True)
+class ProbingSettings(JobSettings):
+    """``localisation.probing`` plus the shared keys (``seed`` seeds the probes' generators)."""
+
+    technique: ClassVar[str] = "probing"
+
+    seeds: tuple[int, ...]  # probe seeds: one split, initialisation and batch order each
+    hidden_size: int
+    dropout: float
+    learning_rate: float
+    weight_decay: float
+    epochs: int
+    batch_size: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "seeds", tuple(int(x) for x in self.seeds))
+
+    def probe_options(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`train_probes` that these settings fix."""
+        return {k: getattr(self, k) for k in PROBE_KEYS}
 
 
 # --------------------------------------------------------------------------- splits
@@ -168,12 +176,12 @@ def train_probes(
     feature_index: Sequence[int],
     probe_seeds: Sequence[int],
     *,
-    hidden_size: int = 128,
-    dropout: float = 0.1,
-    learning_rate: float = 2e-4,
-    weight_decay: float = 1e-5,
-    epochs: int = 30,
-    batch_size: int = 32,
+    hidden_size: int,
+    dropout: float,
+    learning_rate: float,
+    weight_decay: float,
+    epochs: int,
+    batch_size: int,
     eval_chunk: int = 2048,
     generator_seed: int = 0,
 ) -> pd.DataFrame:
@@ -284,23 +292,16 @@ def probe_layers(
     states: np.ndarray | torch.Tensor,
     frozen_layer1: np.ndarray | torch.Tensor,
     memorised: np.ndarray,
-    *,
-    seeds: Sequence[int] = (1, 2, 3, 4, 5),
-    hidden_size: int = 128,
-    dropout: float = 0.1,
-    learning_rate: float = 2e-4,
-    weight_decay: float = 1e-5,
-    epochs: int = 30,
-    batch_size: int = 32,
+    settings: ProbingSettings,
     device: torch.device | str = "cpu",
-    generator_seed: int = 0,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Probe layers 0..L of ``states`` ``[N, L+1, d]`` and the frozen model's layer 1 ``[N, d]``.
 
     Returns the raw table (one row per model, layer and probe seed: ``layer``, ``probe_seed``,
     ``model``, ``val_f1``, ``test_f1``, ``best_epoch``, and the curve: ``mean_test_f1`` of that
     model and layer, and for the noisy model's layers 1..L ``baseline_f1``, ``gain``, ``weight``)
-    and the normalised weights ``[L]``.
+    and the normalised weights ``[L]``. ``settings`` gives the probe seeds, the probe options and,
+    in ``seed``, the run seed of the probes' generators.
     """
     device = torch.device(device)
     states_t = torch.as_tensor(np.asarray(states, dtype=np.float32))
@@ -310,7 +311,7 @@ def probe_layers(
         raise ValueError(f"frozen layer-1 states have shape {tuple(frozen_t.shape)}, expected ({N}, {d})")
     L = Lp1 - 1
     features = torch.cat([states_t, frozen_t[:, None, :]], 1).to(device)  # feature L+1 = frozen layer 1
-    seeds = [int(s) for s in seeds]
+    seeds = list(settings.seeds)
     specs = [("noisy", layer, s) for layer in range(Lp1) for s in seeds] + [("frozen", 1, s) for s in seeds]
     feature_index = [layer if model == "noisy" else Lp1 for model, layer, _ in specs]
     y = np.asarray(memorised, dtype=bool).astype(np.int64)
@@ -319,17 +320,7 @@ def probe_layers(
         N, int(y.sum()), Lp1, len(seeds), len(specs),
     )
     scores = train_probes(
-        features,
-        y,
-        feature_index,
-        [s for _, _, s in specs],
-        hidden_size=hidden_size,
-        dropout=dropout,
-        learning_rate=learning_rate,
-        weight_decay=weight_decay,
-        epochs=epochs,
-        batch_size=batch_size,
-        generator_seed=generator_seed,
+        features, y, feature_index, [s for _, _, s in specs], generator_seed=settings.seed, **settings.probe_options()
     )
     raw = pd.DataFrame(
         {
@@ -361,36 +352,26 @@ def run_probing(
     tokens_path: str | Path,
     model_dir: str | Path,
     frozen_dir: str | Path,
-    settings: dict[str, Any],
+    settings: Mapping[str, Any] | ProbingSettings,
     raw_path: str | Path,
     weights_path: str | Path,
     memorised: MemorisedSpec = None,
 ) -> pd.DataFrame:
     """The ``probing`` rule: pooled states of both models, probes, raw table and weights.
 
-    The probe target is membership of the memorised set (default the noisy training examples);
-    every training example is probed, so with an explicit set noisy examples outside it count
-    as negatives.
+    ``settings``: :class:`ProbingSettings` or the rule's params dict. The probe target is
+    membership of the memorised set (default the noisy training examples); every training
+    example is probed, so with an explicit set noisy examples outside it count as negatives.
     """
-    s = {**DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
-    set_determinism(int(s["seed"]), bool(s["deterministic"]))
-    device = select_device(s["device"])
-    job = load_job_data(examples_path, tokens_path, memorised)
+    s = ProbingSettings.from_params(settings)
+    device, job = start_job(s, examples_path, tokens_path, memorised)
     model = load_classifier(model_dir).to(device)
-    states = pooled_states(model, job.train, int(s["eval_batch_size"]), device, s["precision"])
+    states = pooled_states(model, job.train, s.eval_batch_size, device, s.precision)
     del model
     frozen = load_classifier(frozen_dir).to(device)
-    frozen_layer1 = pooled_states(frozen, job.train, int(s["eval_batch_size"]), device, s["precision"])[:, 1]
+    frozen_layer1 = pooled_states(frozen, job.train, s.eval_batch_size, device, s.precision)[:, 1]
     del frozen
-    raw, weights = probe_layers(
-        states,
-        frozen_layer1,
-        job.memorised,
-        seeds=s["seeds"],
-        device=device,
-        generator_seed=int(s["seed"]),
-        **{k: s[k] for k in PROBE_KEYS},
-    )
+    raw, weights = probe_layers(states, frozen_layer1, job.memorised, s, device)
     meta = provenance(
         "probing",
         s,

@@ -11,8 +11,8 @@ No weights are copied. Per batch:
    (:func:`~memloc.models.blocks.capture_block_inputs`); the input to block ``s`` is the same
    for every window starting at ``s``, because blocks below ``s`` are the noisy model's;
 2. per start ``s``, one forward from block ``s`` through the mixed block list
-   ``twin[s..e_max] + noisy[e_max+1..L]`` gives the window ``(s, e_max)`` and, through hooks on
-   the twin blocks, the output of ``twin[s..e]`` for every shorter window ``(s, e)``;
+   ``twin[s..e_max] + noisy[e_max+1..L]`` gives the window ``(s, e_max)`` and, captured on the
+   twin blocks (:func:`~memloc.models.blocks.capture`), the output of ``twin[s..e]`` for every shorter window ``(s, e)``;
 3. each shorter window then runs only the noisy blocks ``e+1..L`` and the head.
 
 For L = 12 this runs L + L(L+1)(L+2)/6 = 12 + 364 block forwards per batch instead of
@@ -24,26 +24,29 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import torch
 
-from memloc.device import autocast, select_device, set_determinism
+from memloc.device import autocast
 from memloc.localise.common import (
     MemorisedSpec,
     check_twins,
-    load_job_data,
     model_inputs,
     provenance,
     split_inputs,
+    start_job,
     weights_frame,
     write_outputs,
 )
+from memloc.localise.settings import JobSettings
 from memloc.localise.windows import window_weights, windows
-from memloc.models.blocks import BlockAccess, _hidden_from_call, block_access, capture_block_inputs, forward_from_block
+from memloc.models.blocks import BlockAccess, block_access, capture, capture_block_inputs, forward_from_block
 from memloc.models.loading import load_classifier
 from memloc.tokens import TokenSet
 from memloc.training.batching import eval_batches
@@ -52,6 +55,13 @@ log = logging.getLogger("memloc.localise.swapping")
 
 TECHNIQUE = "swapping"
 RAW_COLUMNS = ("start", "size", "end", "error", "acc_memorised", "acc_clean", "n_memorised", "n_clean")
+
+
+@dataclass(frozen=True)
+class SwappingSettings(JobSettings):
+    """Swapping has no keys of its own (``localisation.swapping`` is empty): the shared ones."""
+
+    technique: ClassVar[str] = TECHNIQUE
 
 
 def _by_start(wins: Iterable[tuple[int, int]]) -> dict[int, list[int]]:
@@ -80,22 +90,10 @@ def swapped_logits(
     for s, ends in _by_start(wins).items():
         e_max = max(ends)
         shorter = sorted(e for e in set(ends) if e < e_max)
-        captured: dict[int, torch.Tensor] = {}
-
-        def make_hook(e: int):
-            def hook(module, args, kwargs):
-                captured[e] = _hidden_from_call(args, kwargs).detach()
-
-            return hook
-
         # The input to twin block e + 1 (list position e) is the output of twin blocks s..e.
-        handles = [twin_blocks[e].register_forward_pre_hook(make_hook(e), with_kwargs=True) for e in shorter]
-        try:
+        with capture({e: twin_blocks[e] for e in shorter}) as captured:
             chain = noisy_blocks[: s - 1] + twin_blocks[s - 1 : e_max] + noisy_blocks[e_max:]
             out[(s, e_max)] = forward_from_block(noisy, s, hidden[s - 1], ids, mask, blocks=chain, **extra)
-        finally:
-            for h in handles:
-                h.remove()
         for e in shorter:
             out[(s, e)] = forward_from_block(noisy, e + 1, captured[e], ids, mask, **extra)
     return out, base
@@ -191,37 +189,35 @@ def run_swapping(
     tokens_path: str | Path,
     model_dir: str | Path,
     twin_dir: str | Path,
-    settings: dict,
+    settings: Mapping[str, Any] | SwappingSettings,
     raw_path: str | Path,
     weights_path: str | Path,
     memorised: MemorisedSpec = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One swapping job: load the noisy model and its clean twin, swap every window, write outputs.
 
-    ``settings``: ``max_window``, ``eval_batch_size``, ``device``, ``precision``,
-    ``deterministic``, ``seed`` (the rule's params). ``memorised``: see
+    ``settings``: :class:`SwappingSettings` or the rule's params dict. ``memorised``: see
     :mod:`memloc.localise.common` (default: the noisy training examples).
     """
     t0 = time.perf_counter()
-    set_determinism(int(settings.get("seed", 0)), bool(settings.get("deterministic", True)))
-    device = select_device(settings.get("device", "auto"))
-    job = load_job_data(examples_path, tokens_path, memorised)
+    settings = SwappingSettings.from_params(settings)
+    device, job = start_job(settings, examples_path, tokens_path, memorised)
     noisy = load_classifier(model_dir)
     twin = load_classifier(twin_dir)
     L = block_access(noisy).num_layers
     log.info(
         "swapping %s <- %s: %d blocks, %d windows, %d memorised / %d clean training examples, device %s",
-        model_dir, twin_dir, L, len(windows(L, settings.get("max_window"))), int(job.memorised.sum()), int(job.clean.sum()), device,
+        model_dir, twin_dir, L, len(windows(L, settings.max_window)), int(job.memorised.sum()), int(job.clean.sum()), device,
     )
     raw, unswapped = swap_windows(
         noisy,
         twin,
         job.train,
         job.memorised,
-        max_window=settings.get("max_window"),
-        batch_size=int(settings.get("eval_batch_size", 64)),
+        max_window=settings.max_window,
+        batch_size=settings.eval_batch_size,
         device=device,
-        precision=settings.get("precision", "fp32"),
+        precision=settings.precision,
         clean=job.clean,
     )
     weights = weights_frame(window_weights(raw, L), TECHNIQUE)

@@ -4,10 +4,13 @@ This is the only module in memloc that knows model families. Everything else tal
 :class:`BlockAccess`: the ordered blocks 1..L, the embedding modules and the head (every other
 parameter: BERT's pooler and classifier, a decoder's final norm and score layer).
 
-Running "from block ``start``" re-uses the classification model's own forward, so attention
-masks, rotary position embeddings, the final norm, pooling and the head stay Hugging Face's:
-the block list is temporarily replaced by its tail and a forward pre-hook on the first block
-of the tail swaps the embedding output for a cached hidden state.
+Hooks live here and nowhere else. :func:`capture` records the hidden state entering or leaving
+any blocks during a forward; :func:`run_with_cache` runs one forward capturing block inputs and
+outputs, optionally stopping at block ``i`` (only the blocks below it run). Running "from block
+``start``" (:func:`forward_from_block`) re-uses the classification model's own forward, so
+attention masks, rotary position embeddings, the final norm, pooling and the head stay Hugging
+Face's: the block list is temporarily replaced by its tail and a forward pre-hook on the first
+block of the tail swaps the embedding output for a cached hidden state.
 
 Adding a family: add one :class:`FamilySpec` to :data:`FAMILIES` (dotted paths, relative to
 the ``AutoModelForSequenceClassification`` model, of the block ``nn.ModuleList`` and of the
@@ -17,7 +20,7 @@ modules holding the input embeddings; whether it is a decoder) and, for tests, a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -277,7 +280,114 @@ def _logits(output: Any) -> torch.Tensor:
     return output.logits if hasattr(output, "logits") else output[0]
 
 
-# --------------------------------------------------------------------------- capture / replay
+# --------------------------------------------------------------------------- hooks: capture, stop
+
+Keep = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _detached(hidden: torch.Tensor) -> torch.Tensor:
+    return hidden.detach()
+
+
+def _copied(hidden: torch.Tensor) -> torch.Tensor:
+    return hidden.detach().clone()
+
+
+class _Stop(Exception):
+    """Raised by the stop hook of :func:`run_with_cache` to end a forward pass early."""
+
+
+@contextmanager
+def capture(modules: Mapping[Hashable, nn.Module], what: str = "input", keep: Keep = _detached) -> Iterator[dict]:
+    """Record the hidden state entering (``what="input"``) or leaving (``"output"``) each module.
+
+    Yields a dict that forwards run inside the ``with`` block fill with ``{key: keep(hidden)}``
+    for each ``modules[key]``; ``keep`` decides what is stored (default: the detached tensor, not
+    a copy). The modules may belong to any model, e.g. the blocks of a clean twin running in a
+    mixed block list. The hooks are removed on exit, where a module that was never called raises
+    ModelError. This and :func:`forward_from_block` are the only places memloc registers hooks.
+    """
+    if what not in ("input", "output"):
+        raise ValueError(f"capture: what={what!r}; expected 'input' or 'output'")
+    store: dict = {}
+
+    def hook_for(key):
+        if what == "input":
+            def pre_hook(module, args, kwargs):
+                store[key] = keep(_hidden_from_call(args, kwargs))
+
+            return pre_hook
+
+        def post_hook(module, args, kwargs, output):
+            store[key] = keep(_hidden_from_output(output))
+
+        return post_hook
+
+    register = "register_forward_pre_hook" if what == "input" else "register_forward_hook"
+    handles = [getattr(module, register)(hook_for(key), with_kwargs=True) for key, module in modules.items()]
+    try:
+        yield store
+    finally:
+        for handle in handles:
+            handle.remove()
+    missing = [key for key in modules if key not in store]
+    if missing:
+        raise ModelError(f"capture: no {what} hidden state for {missing}; the forward pass never reached them")
+
+
+@dataclass
+class Cache:
+    """What :func:`run_with_cache` captured; keys are block indices (1-based)."""
+
+    inputs: dict[int, torch.Tensor]  # hidden state entering block i
+    outputs: dict[int, torch.Tensor]  # hidden state leaving block i (before any final norm)
+    logits: torch.Tensor | None  # None when the forward was stopped early
+
+
+@torch.no_grad()
+def run_with_cache(
+    access: BlockAccess,
+    batch: Mapping[str, torch.Tensor],
+    *,
+    block_inputs: Iterable[int] = (),
+    block_outputs: Iterable[int] = (),
+    stop_at: int | None = None,
+    keep: Keep = _detached,
+) -> Cache:
+    """One forward of the model on ``batch`` (its keyword inputs), capturing block inputs and outputs.
+
+    No grad; train/eval mode is the caller's. ``stop_at=i`` ends the forward when block ``i`` is
+    called, after capturing its input, so only the embeddings and blocks ``1..i-1`` run (the
+    logits are then None). ``keep``: see :func:`capture`.
+    """
+    block_inputs, block_outputs = list(block_inputs), list(block_outputs)
+    if stop_at is not None:
+        access._check_index(stop_at)
+        late = [i for i in block_inputs if i > stop_at] + [i for i in block_outputs if i >= stop_at]
+        if late:
+            raise ValueError(f"run_with_cache: blocks {late} run after stop_at={stop_at}; nothing to capture there")
+
+    def stop(module, args, kwargs):
+        raise _Stop
+
+    logits = None
+    with (
+        capture({i: access.block(i) for i in block_inputs}, "input", keep) as inputs,
+        capture({i: access.block(i) for i in block_outputs}, "output", keep) as outputs,
+    ):
+        # Registered after the capture hooks, so block stop_at's input is recorded before stopping.
+        handle = None if stop_at is None else access.block(stop_at).register_forward_pre_hook(stop, with_kwargs=True)
+        try:
+            logits = _logits(access.model(**_forward_kwargs(access, dict(batch))))
+        except _Stop:
+            pass
+        finally:
+            if handle is not None:
+                handle.remove()
+    return Cache(inputs, outputs, logits)
+
+
+# --------------------------------------------------------------------------- uses: replay, pooled states
 
 
 def capture_block_inputs(
@@ -288,33 +398,14 @@ def capture_block_inputs(
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """One forward (no grad): the hidden-state input to every block 1..L, and the logits.
 
-    Returns ``(inputs, logits)``; ``inputs[l - 1]`` is the input to block ``l`` ([B, T, d]),
-    to be passed as ``hidden`` to :func:`forward_from_block` with the same batch.
+    Returns ``(inputs, logits)``; ``inputs[l - 1]`` is the input to block ``l`` ([B, T, d], a
+    copy), to be passed as ``hidden`` to :func:`forward_from_block` with the same batch.
     """
-    captured: list[torch.Tensor | None] = [None] * access.num_layers
-
-    def make_hook(index: int):
-        def hook(module, args, kwargs):
-            captured[index] = _hidden_from_call(args, kwargs).detach().clone()
-
-        return hook
-
-    handles = [
-        block.register_forward_pre_hook(make_hook(i), with_kwargs=True)
-        for i, block in enumerate(access.blocks)
-    ]
-    try:
-        with torch.no_grad():
-            output = access.model(
-                input_ids=input_ids, attention_mask=attention_mask, **_forward_kwargs(access, extra)
-            )
-    finally:
-        for handle in handles:
-            handle.remove()
-    missing = [i + 1 for i, h in enumerate(captured) if h is None]
-    if missing:
-        raise ModelError(f"blocks {missing} of {access.family} were not called in the forward pass")
-    return captured, _logits(output)  # type: ignore[return-value]
+    layers = range(1, access.num_layers + 1)
+    cache = run_with_cache(
+        access, {"input_ids": input_ids, "attention_mask": attention_mask, **extra}, block_inputs=layers, keep=_copied
+    )
+    return [cache.inputs[i] for i in layers], cache.logits  # type: ignore[return-value]
 
 
 def forward_from_block(
@@ -394,37 +485,19 @@ def pooled_hidden_states(
     else:
         index = torch.zeros(batch, dtype=torch.long)
     rows = torch.arange(batch)
-    layers: list[torch.Tensor | None] = [None] * (access.num_layers + 1)
 
     def pool(h: torch.Tensor) -> torch.Tensor:
         return h[rows.to(h.device), index.to(h.device)].detach()
 
-    def input_hook(module, args, kwargs):
-        layers[0] = pool(_hidden_from_call(args, kwargs))
-
-    def make_output_hook(layer: int):
-        def hook(module, args, kwargs, output):
-            layers[layer] = pool(_hidden_from_output(output))
-
-        return hook
-
-    handles = [access.blocks[0].register_forward_pre_hook(input_hook, with_kwargs=True)]
-    handles += [
-        block.register_forward_hook(make_output_hook(i + 1), with_kwargs=True)
-        for i, block in enumerate(access.blocks)
-    ]
-    try:
-        with torch.no_grad():
-            access.model(
-                input_ids=input_ids, attention_mask=attention_mask, **_forward_kwargs(access, extra)
-            )
-    finally:
-        for handle in handles:
-            handle.remove()
-    missing = [i for i, h in enumerate(layers) if h is None]
-    if missing:
-        raise ModelError(f"pooled_hidden_states: layers {missing} of {access.family} not reached")
-    return torch.stack(layers, dim=1)  # type: ignore[arg-type]
+    layers = range(1, access.num_layers + 1)
+    cache = run_with_cache(
+        access,
+        {"input_ids": input_ids, "attention_mask": attention_mask, **extra},
+        block_inputs=[1],
+        block_outputs=layers,
+        keep=pool,
+    )
+    return torch.stack([cache.inputs[1], *(cache.outputs[i] for i in layers)], dim=1)
 
 
 # --------------------------------------------------------------------------- weights

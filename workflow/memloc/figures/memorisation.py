@@ -5,13 +5,12 @@ train on it), y = train memorisation (mean p(label) from the models that did), c
 difference, the counterfactual memorisation (CM). Points above the diagonal are better predicted
 when trained on than when held out; the noisy examples (crosses) should sit high above it.
 
-Figures are built on :class:`matplotlib.figure.Figure` directly (no pyplot, no global backend
-switch), so the functions work in headless jobs and notebooks alike; files are rendered with Agg.
+Unlike the summary figures, these are drawn per (data set, model) and may go into a panel of a
+larger figure: they are built on :class:`matplotlib.figure.Figure` directly (no pyplot figure
+manager) and return it; :func:`memloc.figures.style.save_figure` writes them.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -140,21 +139,3 @@ def reliability_plot(curve: pd.DataFrame, title: str | None = None):
         if title:
             ax.set_title(title)
     return fig
-
-
-def save_figure(fig, *paths: str | Path, dpi: int = 200) -> None:
-    """Write ``fig`` to every path (format from the suffix), atomically per file."""
-    import os
-    import tempfile
-
-    for path in paths:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-        os.close(fd)
-        try:
-            fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or None)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise

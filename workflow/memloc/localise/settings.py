@@ -1,0 +1,79 @@
+"""The settings of one localisation job: a frozen object built from the params its rule passes.
+
+Defaults live in the config schema (workflow/schemas/config.schema.yaml) and nowhere else: the
+validated config holds every key, and :func:`technique_params` turns it into the params dict of
+one job (the technique's block of ``localisation`` plus the keys every job shares). Each
+technique subclasses :class:`JobSettings` with the keys of its block and builds its settings with
+:meth:`JobSettings.from_params`, which takes exactly those keys: a missing key or an unknown one
+is an error, because a mismatch means the schema, the rule and the code disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar, TypeVar
+
+from memloc import config as mconf
+from memloc.errors import ConfigError
+
+S = TypeVar("S", bound="JobSettings")
+
+#: Keys of the validated config that every localisation job receives besides its technique's block.
+SHARED_KEYS = ("max_window", "eval_batch_size", "device", "precision", "deterministic", "seed")
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """The keys every localisation job receives (see :data:`SHARED_KEYS`)."""
+
+    technique: ClassVar[str] = "localisation"
+
+    max_window: int | None  # localisation.max_window
+    eval_batch_size: int  # localisation.eval_batch_size
+    device: str  # the model's training.device
+    precision: str  # the model's training.precision
+    deterministic: bool  # the model's training.deterministic
+    seed: int  # the run's training seed
+
+    @classmethod
+    def from_params(cls: type[S], params: Mapping[str, Any] | S) -> S:
+        """The settings from a params dict with exactly this class's keys (an instance passes through)."""
+        if isinstance(params, cls):
+            return params
+        names = [f.name for f in fields(cls)]
+        missing = [n for n in names if n not in params]
+        unknown = sorted(str(k) for k in params if k not in names)
+        if missing or unknown:
+            problems = [f"missing {', '.join(missing)}"] if missing else []
+            problems += [f"unknown {', '.join(unknown)}"] if unknown else []
+            raise ConfigError(
+                f"{cls.technique} settings: {'; '.join(problems)}. A job takes exactly the keys of "
+                f"localisation.{cls.technique} in the validated config plus {', '.join(SHARED_KEYS)}, "
+                "as memloc.localise.settings.technique_params builds them; expected: "
+                f"{', '.join(names)}."
+            )
+        return cls(**{n: params[n] for n in names})
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict (recorded in every output's provenance)."""
+        return asdict(self)
+
+
+def technique_params(cfg: Mapping[str, Any], technique: str, model: str, seed: int) -> dict[str, Any]:
+    """The params dict of one job of ``technique`` on ``model`` with training seed ``seed``.
+
+    ``cfg`` is the validated config (every default filled). Device, precision and determinism
+    are the model's effective training settings.
+    """
+    loc = cfg["localisation"]
+    training = mconf.model_spec(dict(cfg), model)["training"]
+    return {
+        **loc[technique],
+        "max_window": loc["max_window"],
+        "eval_batch_size": loc["eval_batch_size"],
+        "device": training["device"],
+        "precision": training["precision"],
+        "deterministic": training["deterministic"],
+        "seed": int(seed),
+    }
