@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from memloc.localise.common import model_inputs, split_inputs
+from memloc.localise.common import split_inputs
+from memloc.training.evaluation import model_inputs
 from memloc.localise.retraining import (
     RetrainSettings,
     compute_prefix_cache,

@@ -15,7 +15,7 @@ except _ControlConfigError as _err:
     sys.stderr.write(f"memloc: {_err}\n")
     sys.exit(1)
 
-CONTROL = control_cfg.control_block(config)
+CONTROL = config["control"]
 
 
 def control_enabled():

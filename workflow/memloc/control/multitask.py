@@ -49,7 +49,8 @@ from memloc.tokens import TokenSet, load_split_tokensets, load_tokenset
 from memloc.training.batching import train_batches
 from memloc.training.evaluation import score_rows
 from memloc.training.finetune import predictions_table
-from memloc.training.loop import FitResult, Settings, classifier_task, settings_from_dict, train_loop
+from memloc.settings import defaults_config, exact
+from memloc.training.loop import FitResult, Settings, classifier_task, train_loop
 
 log = logging.getLogger("memloc.control")
 
@@ -78,14 +79,14 @@ class ControlSettings:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ControlSettings":
-        return settings_from_dict(cls, d, "control")
+        hint = "The rule passes memloc.control.config.training_settings of the validated config."
+        return exact(cls, d, "control settings", hint)
 
     @classmethod
     def with_defaults(cls, **changes) -> "ControlSettings":
         """The schema's defaults with ``changes``: for code that runs outside a config (tests)."""
-        from memloc.config import block_defaults
-
-        return cls.from_dict({**block_defaults("control"), **changes})
+        block = defaults_config()["control"]
+        return cls.from_dict({**{f: block[f] for f in cls.__dataclass_fields__}, **changes})
 
     def main_settings(self, settings: Settings) -> Settings:
         """The model's training settings with this block's overrides applied."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,11 +109,6 @@ def start_job(
     return select_device(settings.device), load_job_data(examples_path, tokens_path, memorised)
 
 
-def model_inputs(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    """A collated batch without its labels, on ``device``."""
-    return {k: v.to(device) for k, v in batch.items() if k != "labels"}
-
-
 def split_inputs(inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
     """``(input_ids, attention_mask, extra)`` for the block-level functions of memloc.models.blocks."""
     extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
@@ -157,9 +152,9 @@ def checkpoint_info(path: str | Path | None) -> dict[str, Any]:
         return {}
 
 
-def provenance(technique: str, settings: JobSettings | Mapping[str, Any], inputs: dict[str, Any], **extra: Any) -> dict[str, Any]:
+def provenance(technique: str, settings: JobSettings, inputs: dict[str, Any], **extra: Any) -> dict[str, Any]:
     """Metadata every localisation output carries: technique, settings, inputs, versions."""
-    settings = settings.as_dict() if isinstance(settings, JobSettings) else dict(settings)
+    settings = settings.as_dict()
     return {
         "technique": technique,
         "settings": settings,

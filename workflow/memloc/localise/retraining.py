@@ -40,31 +40,33 @@ import logging
 import os
 import time
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from memloc.device import autocast, select_device, set_determinism
+from memloc.device import autocast
 from memloc.io import stable_hash, write_text
 from memloc.localise.common import (
     MemorisedSpec,
     block_input,
     check_twins,
-    load_job_data,
-    model_inputs,
     provenance,
     split_inputs,
+    start_job,
     weights_frame,
     write_outputs,
 )
+from memloc.training.evaluation import model_inputs
 from memloc.localise.windows import window_weights, windows
 from memloc.models.blocks import BlockAccess, block_access, copy_blocks, forward_from_block
 from memloc.models.loading import load_classifier
 from memloc.tokens import TokenSet
 from memloc.training.batching import eval_batches, train_batches
-from memloc.training.loop import Classifier, Task, settings_from_dict, train_loop
+from memloc.localise.settings import JobSettings
+from memloc.training.loop import Classifier, Task, train_loop
 
 log = logging.getLogger("memloc.localise.retraining")
 
@@ -76,10 +78,10 @@ RAW_COLUMNS = (
 
 
 @dataclass(frozen=True)
-class RetrainSettings:
-    """Options of a retraining job: the rule's ``params.settings`` (the validated config's
-    ``localisation.retraining`` block plus the shared localisation and model keys). No defaults
-    of its own: the schema holds them."""
+class RetrainSettings(JobSettings):
+    """``localisation.retraining``: the recipe of each window's retraining (the shared loop's)."""
+
+    technique: ClassVar[str] = TECHNIQUE
 
     epochs: int
     learning_rate: float
@@ -89,27 +91,6 @@ class RetrainSettings:
     max_grad_norm: float
     length_buckets: bool
     cache_prefix: bool
-    max_window: int | None
-    eval_batch_size: int
-    device: str
-    precision: str
-    deterministic: bool
-    seed: int
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "RetrainSettings":
-        return settings_from_dict(cls, d, "localisation.retraining")
-
-    @classmethod
-    def with_defaults(cls, **changes) -> "RetrainSettings":
-        """What the rule passes for a config of schema defaults (seed 0), with ``changes``: for code
-        that runs outside a config (tests, benchmarks)."""
-        from memloc.config import block_defaults
-
-        loc, training = block_defaults("localisation"), block_defaults("training")
-        shared = {"max_window": loc["max_window"], "eval_batch_size": loc["eval_batch_size"], "seed": 0}
-        shared.update({k: training[k] for k in ("device", "precision", "deterministic")})
-        return cls.from_dict({**loc["retraining"], **shared, **changes})
 
 
 # --------------------------------------------------------------------------- modes and cache
@@ -462,7 +443,7 @@ def run_retraining(
     tokens_path: str | Path,
     model_dir: str | Path,
     pretrained_dir: str | Path,
-    settings: dict,
+    settings: dict | RetrainSettings,
     raw_path: str | Path,
     weights_path: str | Path,
     memorised: MemorisedSpec = None,
@@ -475,10 +456,8 @@ def run_retraining(
     runs (removed at the end), so a killed job resumes.
     """
     t0 = time.perf_counter()
-    opts = RetrainSettings.from_dict(settings)
-    set_determinism(opts.seed, opts.deterministic)
-    device = select_device(opts.device)
-    job = load_job_data(examples_path, tokens_path, memorised)
+    opts = RetrainSettings.from_params(settings)
+    device, job = start_job(opts, examples_path, tokens_path, memorised)
     noisy = load_classifier(model_dir)
     pretrained = load_classifier(pretrained_dir, num_labels=noisy.config.num_labels, seed=opts.seed)
     raw, summary = retrain_windows(
@@ -489,7 +468,7 @@ def run_retraining(
     log.info("a_all %.4f; weights %s", summary["a_all"], np.round(weights["weight"].to_numpy(), 3).tolist())
     meta = provenance(
         TECHNIQUE,
-        settings,
+        opts,
         {"examples": examples_path, "tokens": tokens_path, "model": model_dir, "pretrained": pretrained_dir},
         num_layers=access.num_layers,
         family=access.family,

@@ -11,11 +11,11 @@ is an error, because a mismatch means the schema, the rule and the code disagree
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, TypeVar
 
 from memloc import config as mconf
-from memloc.errors import ConfigError
+from memloc.settings import defaults_config, exact
 
 S = TypeVar("S", bound="JobSettings")
 
@@ -39,21 +39,17 @@ class JobSettings:
     @classmethod
     def from_params(cls: type[S], params: Mapping[str, Any] | S) -> S:
         """The settings from a params dict with exactly this class's keys (an instance passes through)."""
-        if isinstance(params, cls):
-            return params
-        names = [f.name for f in fields(cls)]
-        missing = [n for n in names if n not in params]
-        unknown = sorted(str(k) for k in params if k not in names)
-        if missing or unknown:
-            problems = [f"missing {', '.join(missing)}"] if missing else []
-            problems += [f"unknown {', '.join(unknown)}"] if unknown else []
-            raise ConfigError(
-                f"{cls.technique} settings: {'; '.join(problems)}. A job takes exactly the keys of "
-                f"localisation.{cls.technique} in the validated config plus {', '.join(SHARED_KEYS)}, "
-                "as memloc.localise.settings.technique_params builds them; expected: "
-                f"{', '.join(names)}."
-            )
-        return cls(**{n: params[n] for n in names})
+        hint = (
+            f"A job takes exactly the keys of localisation.{cls.technique} in the validated config plus "
+            f"{', '.join(SHARED_KEYS)}, as memloc.localise.settings.technique_params builds them."
+        )
+        return exact(cls, params, f"{cls.technique} settings", hint)
+
+    @classmethod
+    def with_defaults(cls: type[S], **changes: Any) -> S:
+        """What the rule passes for a config of schema defaults (run seed 0), with ``changes``: for
+        code that runs outside a workflow (tests, benchmarks)."""
+        return cls.from_params({**technique_params(defaults_config(), cls.technique, "_", 0), **changes})
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict (recorded in every output's provenance)."""

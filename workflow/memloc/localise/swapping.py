@@ -37,7 +37,6 @@ from memloc.device import autocast
 from memloc.localise.common import (
     MemorisedSpec,
     check_twins,
-    model_inputs,
     provenance,
     split_inputs,
     start_job,
@@ -45,6 +44,7 @@ from memloc.localise.common import (
     write_outputs,
 )
 from memloc.localise.settings import JobSettings
+from memloc.training.evaluation import model_inputs
 from memloc.localise.windows import window_weights, windows
 from memloc.models.blocks import BlockAccess, block_access, capture, capture_block_inputs, forward_from_block
 from memloc.models.loading import load_classifier

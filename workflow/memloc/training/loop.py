@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
@@ -26,8 +26,8 @@ import pandas as pd
 import torch
 
 from memloc.device import autocast
-from memloc.errors import ConfigError
 from memloc.io import stable_hash
+from memloc.settings import defaults_config, exact
 from memloc.tokens import TokenSet
 from memloc.training.batching import train_batches
 from memloc.training.evaluation import model_inputs, score_rows
@@ -60,31 +60,14 @@ class Settings:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Settings":
-        """The settings of a validated ``training`` block (keys of other stages are ignored)."""
-        return settings_from_dict(cls, d, "training")
+        """The settings of a validated ``training`` block (a model's effective one)."""
+        hint = "Build them from the config's training block validated by memloc.config.validate, which fills every default."
+        return exact(cls, d, "training settings", hint)
 
     @classmethod
     def with_defaults(cls, **changes) -> "Settings":
         """The schema's defaults with ``changes``: for code that runs outside a config (tests, benchmarks)."""
-        from memloc.config import block_defaults
-
-        return cls.from_dict({**block_defaults("training"), **changes})
-
-
-def settings_from_dict(cls, d: dict, block: str):
-    """Build the frozen settings dataclass ``cls`` from ``d``, which must hold every field.
-
-    Settings have no defaults of their own (the schema fills them), so a missing key is a bug in
-    whoever built ``d``; the error names the block and the keys.
-    """
-    names = [f.name for f in fields(cls)]
-    missing = [n for n in names if n not in d]
-    if missing:
-        raise ConfigError(
-            f"{block} settings lack {', '.join(missing)}: build them from a config validated against "
-            "workflow/schemas/config.schema.yaml (memloc.config.validate), which fills every default"
-        )
-    return cls(**{n: d[n] for n in names})
+        return cls.from_dict({**defaults_config()["training"], **changes})
 
 
 @dataclass
