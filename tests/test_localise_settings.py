@@ -29,10 +29,10 @@ def default_config() -> dict:
 def test_the_rule_params_of_the_schema_build_every_settings_object(default_config, technique):
     model = default_config["run"]["models"][0]
     params = technique_params(default_config, technique, model, seed=3)
-    settings = CLASSES[technique].from_params(params)
+    settings = CLASSES[technique].from_dict(params)
     assert settings.as_dict() == {**params, **({"seeds": tuple(params["seeds"])} if technique == "probing" else {})}
     assert settings.seed == 3 and settings.device == default_config["training"]["device"]
-    assert CLASSES[technique].from_params(settings) is settings
+    assert CLASSES[technique].from_dict(settings) is settings
 
 
 def test_schema_defaults_are_the_former_code_defaults(default_config):
@@ -49,9 +49,9 @@ def test_schema_defaults_are_the_former_code_defaults(default_config):
 def test_missing_and_unknown_keys_are_named(default_config):
     params = technique_params(default_config, "probing", default_config["run"]["models"][0], seed=1)
     with pytest.raises(ConfigError, match=r"probing settings: missing epochs\b.*localisation\.probing"):
-        ProbingSettings.from_params({k: v for k, v in params.items() if k != "epochs"})
+        ProbingSettings.from_dict({k: v for k, v in params.items() if k != "epochs"})
     with pytest.raises(ConfigError, match=r"unknown hidden_layers"):
-        ProbingSettings.from_params({**params, "hidden_layers": 2})
+        ProbingSettings.from_dict({**params, "hidden_layers": 2})
     with pytest.raises(ConfigError, match=r"swapping settings: missing eval_batch_size"):
-        SwappingSettings.from_params({"max_window": None, "device": "cpu", "precision": "fp32",
+        SwappingSettings.from_dict({"max_window": None, "device": "cpu", "precision": "fp32",
                                       "deterministic": True, "seed": 0})

@@ -37,7 +37,7 @@ def probing_settings(**overrides) -> ProbingSettings:
     """The settings the rule builds from the default config (on the CPU, run seed 0), with ``overrides``."""
     cfg = mconf.validate(yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text()))
     params = {**technique_params(cfg, "probing", cfg["run"]["models"][0], seed=0), "device": "cpu"}
-    return ProbingSettings.from_params({**params, **overrides})
+    return ProbingSettings.from_dict({**params, **overrides})
 
 
 def tokenset(n: int, seed: int = 0, with_types: bool = False) -> TokenSet:

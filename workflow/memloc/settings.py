@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import fields
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from memloc.errors import ConfigError
 
 T = TypeVar("T")
+B = TypeVar("B", bound="BlockSettings")
 
 
 def exact(cls: type[T], params: Mapping[str, Any] | T, what: str, hint: str) -> T:
@@ -41,3 +42,21 @@ def defaults_config() -> dict[str, Any]:
 
     blocks = ("training", "localisation", "control", "counterfactual")
     return {**{b: block_defaults(b) for b in blocks}, "models": {"_": {}}}
+
+
+class BlockSettings:
+    """Base of a frozen settings dataclass that mirrors config block :attr:`block` key for key."""
+
+    block: ClassVar[str]
+    hint: ClassVar[str] = "Build them from a config validated by memloc.config.validate, which fills every default."
+
+    @classmethod
+    def from_dict(cls: type[B], params: Mapping[str, Any] | B) -> B:
+        """The settings from a dict with exactly this class's keys (an instance passes through)."""
+        return exact(cls, params, f"{cls.block} settings", cls.hint)
+
+    @classmethod
+    def with_defaults(cls: type[B], **changes: Any) -> B:
+        """The schema's defaults with ``changes``: for code that runs outside a workflow (tests, benchmarks)."""
+        block = defaults_config()[cls.block]
+        return cls.from_dict({**{f.name: block[f.name] for f in fields(cls)}, **changes})  # type: ignore[arg-type]

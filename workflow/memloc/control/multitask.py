@@ -32,7 +32,7 @@ import logging
 import shutil
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -49,7 +49,7 @@ from memloc.tokens import TokenSet, load_split_tokensets, load_tokenset
 from memloc.training.batching import train_batches
 from memloc.training.evaluation import score_rows
 from memloc.training.finetune import predictions_table
-from memloc.settings import defaults_config, exact
+from memloc.settings import BlockSettings
 from memloc.training.loop import FitResult, Settings, classifier_task, train_loop
 
 log = logging.getLogger("memloc.control")
@@ -63,7 +63,7 @@ _INTERLEAVE_TAG = 0x63746C
 
 
 @dataclass(frozen=True)
-class ControlSettings:
+class ControlSettings(BlockSettings):
     """Options of control training (the validated config's ``control`` block, as passed to the job).
 
     ``epochs`` / ``learning_rate`` override the model's training settings for the main task
@@ -72,21 +72,13 @@ class ControlSettings:
     caps the auxiliary training examples (a seeded subsample) and so its share of each epoch.
     """
 
+    block: ClassVar[str] = "control"
+    hint: ClassVar[str] = "The rule passes memloc.control.config.training_settings of the validated config."
+
     auxiliary_learning_rate: float
     auxiliary_max_train_examples: int | None
     epochs: int | None
     learning_rate: float | None
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ControlSettings":
-        hint = "The rule passes memloc.control.config.training_settings of the validated config."
-        return exact(cls, d, "control settings", hint)
-
-    @classmethod
-    def with_defaults(cls, **changes) -> "ControlSettings":
-        """The schema's defaults with ``changes``: for code that runs outside a config (tests)."""
-        block = defaults_config()["control"]
-        return cls.from_dict({**{f: block[f] for f in cls.__dataclass_fields__}, **changes})
 
     def main_settings(self, settings: Settings) -> Settings:
         """The model's training settings with this block's overrides applied."""

@@ -239,7 +239,7 @@ def run_centroids(
 
     ``settings``: :class:`CentroidsSettings` or the rule's params dict.
     """
-    s = CentroidsSettings.from_params(settings)
+    s = CentroidsSettings.from_dict(settings)
     device, job = start_job(s, examples_path, tokens_path, memorised)
     examples = pd.read_parquet(examples_path, columns=["example_id", "label", "label_orig"])
     examples = examples.set_index("example_id").loc[job.train.example_ids]

@@ -287,7 +287,7 @@ def run_gradients(
     memorised set (default the noisy training examples; see
     :func:`memloc.localise.common.memorised_mask`).
     """
-    s = GradientsSettings.from_params(settings)
+    s = GradientsSettings.from_dict(settings)
     device, job = start_job(s, examples_path, tokens_path, memorised)
     model = load_classifier(model_dir).to(device)
     frozen = load_classifier(frozen_dir).to(device) if s.divide_frozen else None

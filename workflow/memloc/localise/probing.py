@@ -363,7 +363,7 @@ def run_probing(
     membership of the memorised set (default the noisy training examples); every training
     example is probed, so with an explicit set noisy examples outside it count as negatives.
     """
-    s = ProbingSettings.from_params(settings)
+    s = ProbingSettings.from_dict(settings)
     device, job = start_job(s, examples_path, tokens_path, memorised)
     model = load_classifier(model_dir).to(device)
     states = pooled_states(model, job.train, s.eval_batch_size, device, s.precision)

@@ -456,7 +456,7 @@ def run_retraining(
     runs (removed at the end), so a killed job resumes.
     """
     t0 = time.perf_counter()
-    opts = RetrainSettings.from_params(settings)
+    opts = RetrainSettings.from_dict(settings)
     device, job = start_job(opts, examples_path, tokens_path, memorised)
     noisy = load_classifier(model_dir)
     pretrained = load_classifier(pretrained_dir, num_labels=noisy.config.num_labels, seed=opts.seed)

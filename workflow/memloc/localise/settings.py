@@ -4,7 +4,7 @@ Defaults live in the config schema (workflow/schemas/config.schema.yaml) and now
 validated config holds every key, and :func:`technique_params` turns it into the params dict of
 one job (the technique's block of ``localisation`` plus the keys every job shares). Each
 technique subclasses :class:`JobSettings` with the keys of its block and builds its settings with
-:meth:`JobSettings.from_params`, which takes exactly those keys: a missing key or an unknown one
+:meth:`JobSettings.from_dict`, which takes exactly those keys: a missing key or an unknown one
 is an error, because a mismatch means the schema, the rule and the code disagree.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, TypeVar
 
 from memloc import config as mconf
-from memloc.settings import defaults_config, exact
+from memloc.settings import BlockSettings, defaults_config
 
 S = TypeVar("S", bound="JobSettings")
 
@@ -24,10 +24,16 @@ SHARED_KEYS = ("max_window", "eval_batch_size", "device", "precision", "determin
 
 
 @dataclass(frozen=True)
-class JobSettings:
-    """The keys every localisation job receives (see :data:`SHARED_KEYS`)."""
+class JobSettings(BlockSettings):
+    """The keys every localisation job receives (see :data:`SHARED_KEYS`); a technique's subclass
+    adds the keys of its ``localisation`` block."""
 
     technique: ClassVar[str] = "localisation"
+    block: ClassVar[str] = "localisation"
+    hint: ClassVar[str] = (
+        "A job takes exactly the keys of its localisation block in the validated config plus the shared "
+        f"{', '.join(SHARED_KEYS)}, as memloc.localise.settings.technique_params builds them."
+    )
 
     max_window: int | None  # localisation.max_window
     eval_batch_size: int  # localisation.eval_batch_size
@@ -36,20 +42,15 @@ class JobSettings:
     deterministic: bool  # the model's training.deterministic
     seed: int  # the run's training seed
 
-    @classmethod
-    def from_params(cls: type[S], params: Mapping[str, Any] | S) -> S:
-        """The settings from a params dict with exactly this class's keys (an instance passes through)."""
-        hint = (
-            f"A job takes exactly the keys of localisation.{cls.technique} in the validated config plus "
-            f"{', '.join(SHARED_KEYS)}, as memloc.localise.settings.technique_params builds them."
-        )
-        return exact(cls, params, f"{cls.technique} settings", hint)
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.block = f"localisation.{cls.technique}"
 
     @classmethod
     def with_defaults(cls: type[S], **changes: Any) -> S:
         """What the rule passes for a config of schema defaults (run seed 0), with ``changes``: for
         code that runs outside a workflow (tests, benchmarks)."""
-        return cls.from_params({**technique_params(defaults_config(), cls.technique, "_", 0), **changes})
+        return cls.from_dict({**technique_params(defaults_config(), cls.technique, "_", 0), **changes})
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict (recorded in every output's provenance)."""

@@ -200,7 +200,7 @@ def run_swapping(
     :mod:`memloc.localise.common` (default: the noisy training examples).
     """
     t0 = time.perf_counter()
-    settings = SwappingSettings.from_params(settings)
+    settings = SwappingSettings.from_dict(settings)
     device, job = start_job(settings, examples_path, tokens_path, memorised)
     noisy = load_classifier(model_dir)
     twin = load_classifier(twin_dir)

@@ -19,7 +19,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable, ClassVar, Iterable, Protocol
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,7 @@ import torch
 
 from memloc.device import autocast
 from memloc.io import stable_hash
-from memloc.settings import defaults_config, exact
+from memloc.settings import BlockSettings
 from memloc.tokens import TokenSet
 from memloc.training.batching import train_batches
 from memloc.training.evaluation import model_inputs, score_rows
@@ -37,12 +37,11 @@ log = logging.getLogger("memloc.train")
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Hyperparameters of one training run: the validated config's ``training`` block.
+class Settings(BlockSettings):
+    """Hyperparameters of one training run: the validated config's ``training`` block (a model's
+    effective one). Its defaults live in the config schema only."""
 
-    Its defaults live in the config schema only; build it with :meth:`from_dict` from a
-    validated block.
-    """
+    block: ClassVar[str] = "training"
 
     epochs: int
     learning_rate: float
@@ -57,17 +56,6 @@ class Settings:
     precision: str
     device: str
     deterministic: bool
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Settings":
-        """The settings of a validated ``training`` block (a model's effective one)."""
-        hint = "Build them from the config's training block validated by memloc.config.validate, which fills every default."
-        return exact(cls, d, "training settings", hint)
-
-    @classmethod
-    def with_defaults(cls, **changes) -> "Settings":
-        """The schema's defaults with ``changes``: for code that runs outside a config (tests, benchmarks)."""
-        return cls.from_dict({**defaults_config()["training"], **changes})
 
 
 @dataclass
