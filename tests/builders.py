@@ -132,3 +132,38 @@ def write_csv(path: Path, records, header=("sentence", "label")) -> Path:
         writer.writerow(header)
         writer.writerows(records)
     return path
+
+
+class Killed(RuntimeError):
+    """Stands for a SIGKILL in the middle of a training job."""
+
+
+def killed_at(batch_fn, kill_at: int | None):
+    """``batch_fn(seed, epoch)`` that dies when epoch ``kill_at`` starts (never for ``None``)."""
+
+    def batches(seed, epoch):
+        if kill_at is not None and epoch == kill_at:
+            raise Killed
+        return batch_fn(seed, epoch)
+
+    return batches
+
+
+def assert_resume_equals_uninterrupted(run, work: Path, trace_columns: list[str]):
+    """``run(work_dir, kill_at)`` trains from scratch and returns ``(snapshot, result)``. Killed at
+    epoch 3 and run again on the same ``work`` dir, it must end with the uninterrupted run's
+    weights, bit for bit, and trace. Returns the resumed result."""
+    import pandas as pd
+    import pytest
+
+    ref_state, ref = run(None, None)
+    with pytest.raises(Killed):
+        run(work, 3)
+    assert (work / "state.pt").exists()
+    state, res = run(work, None)
+    for part, tensors in ref_state.items():
+        for k, v in (tensors.items() if isinstance(tensors, dict) else [(part, tensors)]):
+            other = state[part][k] if isinstance(tensors, dict) else state[part]
+            assert torch.equal(v, other), f"{part} {k}"
+    pd.testing.assert_frame_equal(ref.trace[trace_columns], res.trace[trace_columns])
+    return res

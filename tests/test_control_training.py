@@ -27,7 +27,7 @@ from memloc.models.loading import load_classifier
 from memloc.tokens import TokenSet
 from memloc.training.loop import Settings, classifier_task, train_loop
 
-from builders import learnable_tokens, snapshot, tiny_classifier
+from builders import assert_resume_equals_uninterrupted, killed_at, learnable_tokens, snapshot, tiny_classifier
 
 VOCAB = 200
 CPU = torch.device("cpu")
@@ -138,39 +138,19 @@ def test_control_batches_cover_both_tasks_once_and_are_seeded():
     assert [t for t, _ in b2] != tasks or any(not np.array_equal(x, y) for (_, x), (_, y) in zip(b1, b2))
 
 
-class Killed(RuntimeError):
-    pass
-
-
 def test_resume_after_kill_equals_uninterrupted(tmp_path):
     main_data, aux_data = toy_tokenset(32), toy_tokenset(24, seed=1, n_classes=3)
     control = control_settings(auxiliary_learning_rate=5e-4)
 
-    def run(work_dir=None, kill_at=None):
+    def run(work_dir, kill_at):
         torch.manual_seed(5)
         cm = control_model()
-
-        def batches(seed, epoch):
-            if kill_at is not None and epoch == kill_at:
-                raise Killed
-            return control_batches(main_data.lengths, aux_data.lengths, 8, seed, epoch)
-
+        order = killed_at(lambda seed, epoch: control_batches(main_data.lengths, aux_data.lengths, 8, seed, epoch), kill_at)
         res = fit_control(cm, main_data, aux_data, SETTINGS, control, 7, CPU, 2, 3,
-                          aux_eval_sets={"aux_validation": aux_data}, work_dir=work_dir, batch_fn=batches)
-        return cm, res
+                          aux_eval_sets={"aux_validation": aux_data}, work_dir=work_dir, batch_fn=order)
+        return cm.snapshot(), res
 
-    ref_cm, ref = run()
-    work = tmp_path / "work"
-    with pytest.raises(Killed):
-        run(work, kill_at=3)
-    assert (work / "state.pt").exists()
-    cm, res = run(work)
-    for k, v in ref_cm.main.state_dict().items():
-        assert torch.equal(v, cm.main.state_dict()[k]), k
-    for k, v in ref_cm.aux_head_state().items():
-        assert torch.equal(v, cm.aux_head_state()[k]), k
-    cols = ["epoch", "split", "task", "loss", "accuracy", "macro_f1"]
-    pd.testing.assert_frame_equal(ref.trace[cols], res.trace[cols])
+    res = assert_resume_equals_uninterrupted(run, tmp_path / "work", ["epoch", "split", "task", "loss", "accuracy", "macro_f1"])
     assert {"train", "aux_train", "aux_validation"} <= set(res.trace.split)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -13,10 +12,10 @@ from memloc.models.blocks import block_access
 from memloc.tokens import TokenSet
 from memloc.training.batching import train_batches
 from memloc.training.finetune import trainable_parameters
-from memloc.training.loop import Settings, fit
+from memloc.training.loop import Classifier, Settings, fit
 from memloc.training.metrics import macro_f1
 
-from builders import learnable_tokens, tiny_classifier
+from builders import assert_resume_equals_uninterrupted, killed_at, learnable_tokens, tiny_classifier
 from builders import snapshot as state
 
 VOCAB = 200
@@ -69,37 +68,18 @@ def test_frozen_parameters_unchanged_bit_for_bit(variant):
     assert any(not torch.equal(before[n], after[n]) for n in head)
 
 
-class Killed(RuntimeError):
-    pass
-
-
 def test_resume_after_kill_equals_uninterrupted(tmp_path):
     data = toy_tokenset()
     opts = settings(epochs=4, learning_rate=3e-3, batch_size=8)
 
-    def run(work_dir=None, kill_at=None):
+    def run(work_dir, kill_at):
         torch.manual_seed(5)
         model = tiny_model(seed=3)
+        order = killed_at(lambda seed, epoch: train_batches(data.lengths, opts.batch_size, seed, epoch, True), kill_at)
+        res = fit(model, trainable_parameters(model, "noisy", True), data, opts, 7, CPU, 2, work_dir=work_dir, batch_fn=order)
+        return Classifier(model).snapshot(), res
 
-        def batches(seed, epoch):
-            if kill_at is not None and epoch == kill_at:
-                raise Killed
-            return train_batches(data.lengths, opts.batch_size, seed, epoch, True)
-
-        res = fit(model, trainable_parameters(model, "noisy", True), data, opts, 7, CPU, 2,
-                  work_dir=work_dir, batch_fn=batches)
-        return model, res
-
-    ref_model, ref = run()
-    work = tmp_path / "work"
-    with pytest.raises(Killed):
-        run(work, kill_at=3)
-    assert (work / "state.pt").exists()
-    model, res = run(work)
-    for k, v in ref_model.state_dict().items():
-        assert torch.equal(v, model.state_dict()[k]), k
-    cols = ["epoch", "split", "loss", "accuracy", "macro_f1"]
-    pd.testing.assert_frame_equal(ref.trace[cols], res.trace[cols])
+    assert_resume_equals_uninterrupted(run, tmp_path / "work", ["epoch", "split", "loss", "accuracy", "macro_f1"])
 
 
 def test_same_seed_same_weights_different_seed_differs():
