@@ -4,12 +4,13 @@ Each Parquet contract table has a schema in ``workflow/schemas/tables/<name>.yam
 (draft 2020-12) that one row, as a JSON object, must satisfy (required columns, types, enums,
 ranges), plus an ``x-memloc`` block with the table-level rules:
 
-``paths``
-    regular expressions (relative to the results directory, ``/``-separated) of the files that
-    hold this table; named groups (``dataset``, ``model``, ``technique``, ...) identify the run
-    (rules use ``dataset`` to find the data table).
+``path``, ``wildcards``
+    the template in :mod:`memloc.paths` of the files that hold this table, and optional regular
+    expressions restricting some of its wildcards (e.g. ``technique: swapping|retraining``); the
+    wildcards (``dataset``, ``model``, ``technique``, ...) identify the run (rules use ``dataset``
+    to find the data table).
 ``path_columns``
-    path groups that are also columns and must equal them (e.g. a weights file's ``technique``).
+    path wildcards that are also columns and must equal them (e.g. a weights file's ``technique``).
 ``unique``
     column sets whose values are unique (e.g. ``[[example_id]]``).
 ``metadata``
@@ -42,7 +43,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from memloc import __version__
+from memloc import __version__, paths
 from memloc import provenance as prov
 from memloc.errors import MemlocError
 from memloc.io import read_metadata
@@ -139,8 +140,10 @@ def load_schema(path: str | Path) -> TableSchema:
     if not isinstance(schema, dict) or schema.get("type") != "object":
         raise SchemaError(f"{path}: a table schema describes one row: `type: object` at the top level.")
     ext = schema.get("x-memloc") or {}
-    if not ext.get("paths"):
-        raise SchemaError(f"{path}: x-memloc.paths (regular expressions of the table's files) is missing.")
+    try:
+        pattern = paths.table_pattern(ext)
+    except (KeyError, re.error) as err:
+        raise SchemaError(f"{path}: x-memloc.path (the table's template in memloc.paths) is missing or wrong: {err}.") from None
     for col, spec in (schema.get("properties") or {}).items():
         _check_column_schema(spec, f"{path}: properties.{col}")
     missing = [c for c in schema.get("required", []) if c not in (schema.get("properties") or {})]
@@ -157,7 +160,7 @@ def load_schema(path: str | Path) -> TableSchema:
         name=str(schema.get("title") or path.stem),
         file=path,
         schema=schema,
-        patterns=[re.compile(p) for p in ext["paths"]],
+        patterns=[pattern],
         unique=unique,
         metadata=list(ext.get("metadata", [])),
         rules=rules,

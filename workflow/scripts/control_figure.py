@@ -3,11 +3,7 @@
 import pandas as pd
 
 from memloc.control.figure import plot_control_summary
-from memloc.logs import setup
+from memloc.job import start
 
-setup(snakemake.log[0])
-plot_control_summary(
-    pd.read_parquet(snakemake.input.summary),
-    snakemake.output.pdf.removesuffix(".pdf"),
-    table=pd.read_parquet(snakemake.input.table),
-)
+job = start(snakemake)
+plot_control_summary(pd.read_parquet(job.input.summary), job.figure_stem, table=pd.read_parquet(job.input.table))
