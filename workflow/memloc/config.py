@@ -122,7 +122,11 @@ def validate(raw: dict[str, Any] | None, source: str = "config") -> dict[str, An
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(msgs))
     _check_references(cfg, source)
     _check_registry_options(cfg, source)
-    check_control_config(cfg, source)
+    try:
+        check_control_config(cfg, source)
+    except ConfigError as err:  # the pair checks do not know the file; every config error names it
+        text = str(err)
+        raise ConfigError(text if text.startswith(f"{source}:") else f"{source}: {text}") from None
     return cfg
 
 

@@ -16,6 +16,7 @@ rule control_finetune:
         trace=ensure(results_path(paths.TRACE), non_empty=True),
         predictions=ensure(results_path(paths.PREDICTIONS), non_empty=True),
     wildcard_constraints:
+        # Disjoint from train_finetune's noisy|clean|frozen: each model directory has one rule.
         variant=CONTROL_VARIANT_PATTERN,
     params:
         settings=training_settings,
@@ -36,9 +37,6 @@ rule control_finetune:
         runtime=runtime_growing(180),
     script:
         "../scripts/control_finetune.py"
-
-
-ruleorder: control_finetune > train_finetune
 
 
 rule control_accuracy:
