@@ -86,7 +86,7 @@ def write_csv(path: Path, records, header=("sentence", "label")) -> Path:
 
 
 def spec(train: Path, eval: Path | None = None, **over) -> dict:
-    """The effective data-set spec the prepare_data rule receives."""
+    """The effective data-set spec the data_prepare rule receives."""
     cfg = base_config(str(train))
     if eval is not None:
         cfg["datasets"]["toy"]["source"]["eval"] = str(eval)

@@ -125,3 +125,31 @@ def test_each_stage_parses_on_its_own_after_common(tmp_path, stage):
     res = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(tmp_path / "Snakefile"), "-d", str(tmp_path), "--list-rules"],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-3000:]
+
+
+def _namedlist(**items):
+    from snakemake.iocontainers import Namedlist
+
+    return Namedlist(fromdict=items)
+
+
+def test_adapters_get_the_package_keywords_of_a_jobs_files(tmp_path):
+    """An empty optional input (a control model's memorised set) arrives as None; a training job's
+    `memorised` checkpoint output never stands in for the localisation input of that name."""
+    from types import SimpleNamespace
+
+    from memloc.job import start
+
+    smk = SimpleNamespace(
+        input=_namedlist(examples="d.parquet", tokens="t.parquet", memorised=[], model="m/final", twin="c/final"),
+        output=_namedlist(raw="r.parquet", weights="w.parquet"),
+        params=_namedlist(settings={"seed": 1}), wildcards=_namedlist(dataset="d", model="m"), log=[str(tmp_path / "x.log")],
+        threads=1,
+    )
+    job = start(smk)
+    assert job.files == dict(examples_path="d.parquet", tokens_path="t.parquet", memorised=None, model_dir="m/final",
+                             twin_dir="c/final", raw_path="r.parquet", weights_path="w.parquet")
+    smk.input = _namedlist(examples="d.parquet", tokens="t.parquet", pretrained="p")
+    smk.output = _namedlist(final="m/final", memorised="m/memorised", trace="m/trace.parquet")
+    job = start(smk)
+    assert job.files == dict(examples_path="d.parquet", tokens_path="t.parquet", pretrained_dir="p") and job.model_dir == "m"

@@ -13,7 +13,6 @@ functions take (:data:`FILE_KEYWORDS`), the one naming convention between the tw
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -44,25 +43,12 @@ FILE_KEYWORDS = {
 CSV_SUFFIX = "_csv"
 
 
-@dataclass(frozen=True)
 class Job:
-    smk: Any
+    """One running job: the ``snakemake`` object's input, output, params and wildcards, and what is derived from them."""
 
-    @property
-    def input(self):
-        return self.smk.input
-
-    @property
-    def output(self):
-        return self.smk.output
-
-    @property
-    def params(self):
-        return self.smk.params
-
-    @property
-    def wildcards(self):
-        return self.smk.wildcards
+    def __init__(self, smk: Any):
+        self.smk = smk
+        self.input, self.output, self.params, self.wildcards = smk.input, smk.output, smk.params, smk.wildcards
 
     @property
     def options(self) -> dict:
