@@ -105,6 +105,10 @@ def test_tiny_workflow_end_to_end(tmp_path):
     check = subprocess.run([sys.executable, "-m", "memloc.cli", "check", str(results)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "record no provenance" not in check.stdout + check.stderr, check.stdout + check.stderr
+    # The report renders every table it embeds (Snakemake types Parquet as text/plain: bytes to a reader).
+    report = snakemake(tmp_path, "--configfile", str(cfg), "--report", str(tmp_path / "report.zip"))
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert "Could not detect mimetype" not in report.stdout + report.stderr, report.stderr[-3000:]
     # Raising K plans one new subset model and the estimator (with what reads its tables), and
     # nothing upstream or in localisation: the K models already trained are kept.
     more = tiny_config(tmp_path, data)
