@@ -22,17 +22,11 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-#: The rules whose benchmark directory holds one file per output kind rather than per wildcard.
-_BY_FILE = {"stats", "figures", "localise"}
-
-
 def rule_of(rel: Path) -> str:
-    """``finetune/movies/minilm/noisy/seed1.tsv`` -> ``finetune``; ``stats/mcog.tsv`` -> ``stats/mcog``;
-    ``localise/swapping/...`` -> ``localise/swapping``."""
-    parts = rel.with_suffix("").parts
-    if parts[0] in _BY_FILE and len(parts) > 1:
-        return f"{parts[0]}/{parts[1]}"
-    return parts[0]
+    """The rule of a benchmark file (memloc.paths.BENCHMARK and RULE_BENCHMARK): its folder, or its
+    name for a rule run once. ``train_finetune/movies/minilm/noisy/seed1.tsv`` -> ``train_finetune``;
+    ``stats_mcog.tsv`` -> ``stats_mcog``."""
+    return rel.with_suffix("").parts[0]
 
 
 def read_benchmarks(results: Path) -> pd.DataFrame:

@@ -42,17 +42,17 @@ def test_training_flops_match_a_hand_count():
 
 
 def test_per_rule_breakdown_and_span(tmp_path):
-    bench_file(tmp_path, "finetune/d/m/noisy/seed1.tsv", 100, 1200, end=1_000_100)
-    bench_file(tmp_path, "finetune/d/m/clean/seed1.tsv", 80, 1100, end=1_000_180)
-    bench_file(tmp_path, "localise/swapping/d/m/noisy/seed1.tsv", 20, 700, end=1_000_200)
-    bench_file(tmp_path, "stats/mcog.tsv", 1, 150, end=1_000_201)
+    bench_file(tmp_path, "train_finetune/d/m/noisy/seed1.tsv", 100, 1200, end=1_000_100)
+    bench_file(tmp_path, "train_finetune/d/m/clean/seed1.tsv", 80, 1100, end=1_000_180)
+    bench_file(tmp_path, "localise_swapping/d/m/noisy/seed1.tsv", 20, 700, end=1_000_200)
+    bench_file(tmp_path, "stats_mcog.tsv", 1, 150, end=1_000_201)
     jobs = end_to_end.read_benchmarks(tmp_path)
-    assert sorted(jobs.rule.unique()) == ["finetune", "localise/swapping", "stats/mcog"]
+    assert sorted(jobs.rule.unique()) == ["localise_swapping", "stats_mcog", "train_finetune"]
     rules = end_to_end.per_rule(jobs).set_index("rule")
-    assert rules.loc["finetune", "jobs"] == 2 and rules.loc["finetune", "seconds"] == 180
-    assert rules.loc["finetune", "max_rss_mb"] == 1200
+    assert rules.loc["train_finetune", "jobs"] == 2 and rules.loc["train_finetune", "seconds"] == 180
+    assert rules.loc["train_finetune", "max_rss_mb"] == 1200
     assert rules["share"].sum() == pytest.approx(1.0)
-    assert rules.index[0] == "finetune"  # the most expensive rule first
+    assert rules.index[0] == "train_finetune"  # the most expensive rule first
     assert end_to_end.span_seconds(jobs) == pytest.approx(201)  # first start 1_000_000, last end 1_000_201
     rows, _ = end_to_end.end_to_end_rows(tmp_path)
     assert rows[0]["value"] == pytest.approx(201) and rows[0]["ratio"] == pytest.approx(201 / 1200)

@@ -3,8 +3,9 @@ message that names the file, the field and the fix, and leaves no partial output
 
 | entry                                   | entry point                         | error       |
 |-----------------------------------------|-------------------------------------|-------------|
-| unknown / misspelt config key           | config.validate (Snakefile)         | ConfigError |
-| out-of-range or disallowed config value | config.validate (Snakefile)         | ConfigError |
+| unknown / misspelt config key           | config.validate (common.smk)        | ConfigError |
+| out-of-range or disallowed config value | config.validate (common.smk)        | ConfigError |
+| a name that refers to nothing (run, control.auxiliary) or a bad control pair | config.validate (common.smk) | ConfigError |
 | empty / whitespace-only text            | data.prepare_dataset                | DataError   |
 | missing or NaN label                    | data.prepare_dataset                | DataError   |
 | label outside the label map             | data.prepare_dataset                | DataError   |
@@ -69,7 +70,7 @@ def config_error(cfg: dict) -> str:
 
 
 def spec(train: Path, eval: Path | None = None, **over) -> dict:
-    """The effective data-set spec the prepare_data rule receives."""
+    """The effective data-set spec the data_prepare rule receives."""
     cfg = base_config(str(train))
     if eval is not None:
         cfg["datasets"]["toy"]["source"]["eval"] = str(eval)
@@ -152,8 +153,24 @@ def test_undefined_model_reference_suggests_spelling():
     assert CONFIG_FILE in msg and "run.models" in msg and "did you mean 'tiny'?" in msg
 
 
+@pytest.mark.parametrize(
+    "control, fragments",
+    [
+        ({"enabled": True, "auxiliary": "toys"}, ["control.auxiliary names 'toys'", "did you mean 'toy'?", "Defined: toy"]),
+        ({"enabled": True, "pairs": ["2-1"]}, ["control pair 2-1", "1 <= i < j"]),
+    ],
+    ids=["auxiliary", "pair-order"],
+)
+def test_control_cross_reference_fails_at_validation(control, fragments):
+    """Checks that tie the control block to the rest of the config run with the schema, before any rule file."""
+    cfg = base_config()
+    cfg["control"] = control
+    msg = config_error(cfg)
+    assert msg.startswith(f"{CONFIG_FILE}: ") and all(f in msg for f in fragments), msg
+
+
 def test_config_error_stops_snakemake_before_any_job(tmp_path):
-    """The Snakefile validates first: an unsupported architecture fails in seconds, with no results."""
+    """The workflow validates first: an unsupported architecture fails in seconds, with no results."""
     cfg = base_config(str(tmp_path / "toy.csv"))
     cfg["models"]["tiny"]["source"]["model_type"] = "t5"
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))

@@ -150,7 +150,7 @@ def test_paths_match_their_schema(rel, name):
 def test_a_schema_with_an_unimplemented_keyword_is_refused(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({
-        "type": "object", "x-memloc": {"paths": ["^x\\.parquet$"]}, "required": ["a"],
+        "type": "object", "x-memloc": {"path": "DATA"}, "required": ["a"],
         "properties": {"a": {"type": "integer", "multipleOf": 2}},
     }))
     with pytest.raises(SchemaError, match="multipleOf"):

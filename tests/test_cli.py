@@ -34,7 +34,7 @@ def results(tmp_path):
     cf = tmp_path / "counterfactual" / "movies" / "minilm"
     cf.mkdir(parents=True)
     (cf / "summary.json").write_text(json.dumps(
-        {"mean_generalisation": 0.612, "mean_cm_noisy": 0.487, "mean_cm_clean": 0.031, "auc": 0.944, "reliability": 0.873}
+        {"generalisation_mean": 0.612, "cm_noisy_mean": 0.487, "cm_clean_mean": 0.031, "auc_noisy": 0.944, "reliability": 0.873}
     ))
     return tmp_path
 

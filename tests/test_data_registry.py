@@ -84,7 +84,7 @@ def test_movie_parser_rejects_non_utf8(tmp_path):
 
 
 def test_load_reports_missing_archive_and_bad_hash(tmp_path):
-    with pytest.raises(DataError, match="fetch_registry"):
+    with pytest.raises(DataError, match="data_fetch"):
         registry.load({"kind": "registry", "corpus": "movie_reviews"}, tmp_path)
     path = registry.archive_path("movie_reviews", tmp_path)
     path.parent.mkdir(parents=True)

@@ -347,12 +347,12 @@ def test_paper_dag_builds_offline(tmp_path):
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", res.stdout + res.stderr, flags=re.M))
     counts = {k: int(v) for k, v in counts.items()}
     D, M, S, K, P = 12, 4, 3, 30, 3  # data sets, models, seeds, subset models, control pairs
-    assert counts["prepare_data"] == D + 1  # + the auxiliary task
-    assert counts["pretrained"] == M
-    assert counts["finetune"] == D * M * S * 3
-    assert counts["finetune_subset"] == D * M * K
-    assert counts["finetune_control"] == D * M * P * 2 * S
+    assert counts["data_prepare"] == D + 1  # + the auxiliary task
+    assert counts["train_pretrained"] == M
+    assert counts["train_finetune"] == D * M * S * 3
+    assert counts["counterfactual_subset"] == D * M * K
+    assert counts["control_finetune"] == D * M * P * 2 * S
     for technique in ("swapping", "retraining", "gradients", "probing"):
-        assert counts[technique] == D * M * S * (1 + P)
-    assert counts["centroids"] == D * M * S
+        assert counts[f"localise_{technique}"] == D * M * S * (1 + P)
+    assert counts["localise_centroids"] == D * M * S
     assert counts["total"] == 5418

@@ -97,9 +97,9 @@ def test_killed_during_training_and_retraining_resumes_to_identical_tables(tmp_p
     # 3. Re-run to completion.
     unlock(work)
     finish_snakemake(start_snakemake(work, "--rerun-incomplete"), work)
-    finetune_log = (results / f"logs/finetune/toy/tiny/{variant}/seed1.log").read_text()
+    finetune_log = (results / f"logs/train_finetune/toy/tiny/{variant}/seed1.log").read_text()
     assert "resuming from the end of epoch" in finetune_log, finetune_log[-2000:]
-    retraining_log = (results / "logs/localise/retraining/toy/tiny/noisy/seed1.log").read_text()
+    retraining_log = (results / "logs/localise_retraining/toy/tiny/noisy/seed1.log").read_text()
     assert "windows already retrained" in retraining_log, retraining_log[-2000:]
     # Resume state is cleaned up once the outputs exist.
     assert not any((results / "work").rglob("state.pt")) if (results / "work").exists() else True

@@ -42,7 +42,8 @@ def write(df, path):
 def test_parse_run_path():
     ids = parse_run_path("results/localisation/swapping/sst2/bert_base/control-1-2/seed12.weights.parquet")
     assert ids == {"technique": "swapping", "dataset": "sst2", "model": "bert_base", "variant": "control-1-2", "seed": 12}
-    assert parse_run_path("x/centroids/d/m/noisy/seed3.events.parquet")["seed"] == 3
+    assert parse_run_path("/x/localisation/centroids/d/m/noisy/seed3.events.parquet")["seed"] == 3
+    assert parse_run_path("localisation/probing/d/m/noisy/seed4.parquet")["technique"] == "probing"
     with pytest.raises(ValueError, match="seed"):
         parse_run_path("results/localisation/swapping/sst2/bert/noisy/run1.parquet")
 
@@ -89,7 +90,7 @@ def test_window_heatmap_max_window_and_nan():
 
 
 def test_collect_heatmaps(tmp_path):
-    p = write(windows_table(2, lambda s, e: 0.5), tmp_path / "swapping/d/m/noisy/seed1.parquet")
+    p = write(windows_table(2, lambda s, e: 0.5), tmp_path / "localisation/swapping/d/m/noisy/seed1.parquet")
     heat = collect_heatmaps([p])
     assert set(heat["technique"]) == {"swapping"} and len(heat) == 4
     assert np.allclose(heat["error"], 0.5)
@@ -172,7 +173,7 @@ def test_event_layers():
 
 
 def test_collect_probing_centroids_counterfactual(tmp_path):
-    p = write(probe_raw([0.3, 0.5], [0.3, 0.4], seeds=2), tmp_path / "probing/d/m/noisy/seed1.parquet")
+    p = write(probe_raw([0.3, 0.5], [0.3, 0.4], seeds=2), tmp_path / "localisation/probing/d/m/noisy/seed1.parquet")
     pr = collect_probing([p])
     assert {"probed", "model"} <= set(pr.columns) and set(pr["model"]) == {"m"} and set(pr["probed"]) == {"noisy", "frozen"}
 
@@ -180,30 +181,35 @@ def test_collect_probing_centroids_counterfactual(tmp_path):
         [dict(class_a=a, class_b=1 - a, layer=l, group=g, mean=v + a, p12_5=0, p87_5=1)
          for a in (0, 1) for l in (0, 1) for g, v in (("clean_a", 0.0), ("noisy", 0.5), ("clean_b", 1.0))]
     )
-    pc = write(cent, tmp_path / "centroids/d/m/noisy/seed1.parquet")
+    pc = write(cent, tmp_path / "localisation/centroids/d/m/noisy/seed1.parquet")
     c = collect_centroids([pc])
     row = c[(c["layer"] == 0) & (c["group"] == "noisy")].iloc[0]
     assert row["mean"] == 1.0 and row["n_pairs"] == 2  # mean of 0.5 and 1.5
     ev = pd.DataFrame(dict(class_a=[0, 1], class_b=[1, 0], crossing_layer=[2, 3], initiation_layer=[3, 4]))
-    pe = write(ev, tmp_path / "centroids/d/m/noisy/seed1.events.parquet")
+    pe = write(ev, tmp_path / "localisation/centroids/d/m/noisy/seed1.events.parquet")
     assert collect_centroid_events([pe])["crossing_layer"].tolist() == [2, 3]
 
     js = tmp_path / "counterfactual/d/m/summary.json"
     js.parent.mkdir(parents=True)
-    js.write_text('{"mean_generalisation": 0.4, "mean_cm_noisy": 0.5, "mean_cm_clean": 0.1, "auc": 0.9, "reliability": 0.7, "name": "x"}')
+    js.write_text('{"generalisation_mean": 0.4, "cm_noisy_mean": 0.5, "cm_clean_mean": 0.1, "auc_noisy": 0.9, "reliability": 0.7, "name": "x"}')
     cf = collect_counterfactual([js], {"d": "nlu"})
-    assert cf.iloc[0]["family"] == "nlu" and cf.iloc[0]["mean_generalisation"] == 0.4 and "name" not in cf
+    assert cf.iloc[0]["family"] == "nlu" and cf.iloc[0]["generalisation_mean"] == 0.4 and "name" not in cf
 
 
-def test_counterfactual_summary_names_from_the_counterfactual_stage_are_understood(tmp_path):
-    """summary.json as the counterfactual stage writes it feeds the statistics' score columns."""
+def test_counterfactual_table_keeps_the_names_the_counterfactual_stage_writes(tmp_path):
+    """summary.json as the counterfactual stage writes it feeds the statistics under the same names."""
     import json
 
-    from memloc.stats.collect import collect_counterfactual
+    from memloc.counterfactual.estimate import json_safe, summarise
+    from memloc.stats.collect import COUNTERFACTUAL_KEYS, collect_counterfactual
 
+    written = json_safe(summarise(pd.DataFrame(dict(
+        is_noisy=[True, True, False, False], generalisation=[0.1, 0.2, 0.7, 0.8], train_memorisation=[0.9, 0.9, 0.8, 0.8],
+        counterfactual_memorisation=[0.9, 0.7, 0.1, 0.0], n_in=[2, 2, 2, 2], n_out=[2, 2, 2, 2]))))
+    assert set(COUNTERFACTUAL_KEYS) - {"reliability"} <= set(written)
     path = tmp_path / "results" / "counterfactual" / "movies" / "minilm" / "summary.json"
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"generalisation_mean": 0.62, "cm_noisy_mean": 0.71, "cm_clean_mean": 0.3,
-                                "auc_noisy": 0.82, "reliability": 0.8}))
+    path.write_text(json.dumps({**written, "reliability": 0.8}))
     row = collect_counterfactual([path]).iloc[0]
-    assert (row.mean_generalisation, row.mean_cm_noisy, row.mean_cm_clean, row.auc) == (0.62, 0.71, 0.3, 0.82)
+    assert (row.dataset, row.model) == ("movies", "minilm")
+    assert row.generalisation_mean == pytest.approx(written["generalisation_mean"]) and row.auc_noisy == 1.0

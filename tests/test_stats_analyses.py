@@ -154,7 +154,7 @@ def test_control_binomial_row():
 
 def test_generalisation_rows():
     recs = [("swapping", f"d{i}", "m", 5 + 0.3 * i) for i in range(4)]
-    cf = pd.DataFrame(dict(dataset=[f"d{i}" for i in range(4)], model="m", mean_generalisation=[0.1, 0.2, 0.4, 0.5]))
+    cf = pd.DataFrame(dict(dataset=[f"d{i}" for i in range(4)], model="m", generalisation_mean=[0.1, 0.2, 0.4, 0.5]))
     st = finalize(generalisation_rows(mcog_rows(recs), cf)).set_index(["analysis", "term"])
     rho = st.loc[("generalisation_spearman", "mcog[swapping] | all models")]
     assert rho["estimate"] == pytest.approx(1.0) and rho["p_value"] == pytest.approx(2 / 24)

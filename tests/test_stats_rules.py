@@ -1,5 +1,5 @@
-"""stats.smk and figures.smk on their own: a harness Snakefile with the main Snakefile's globals,
-hand-made per-run files, a dry run of every target and a real run of the summary tables."""
+"""stats.smk and figures.smk on their own: a harness Snakefile that includes only common.smk and
+those two stages, hand-made per-run files, a dry run of every target and a real run of the summary tables."""
 
 from __future__ import annotations
 
@@ -23,16 +23,7 @@ HARNESS = """
 import sys
 from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
-from memloc import config as mconf
 configfile: "config.yaml"
-_v = mconf.validate(config)
-config.clear()
-config.update(_v)
-RESULTS = "results"
-DATASETS = mconf.run_datasets(config)
-MODELS = mconf.run_models(config)
-SEEDS = config["run"]["seeds"]
-LOC = config["localisation"]
 include: "workflow/rules/common.smk"
 include: "workflow/rules/stats_helpers.smk"
 include: "workflow/rules/stats.smk"
@@ -74,8 +65,8 @@ def make_inputs(root: Path, L: int = 3) -> None:
             w.to_parquet(f"{stem}.weights.parquet")
     cf = res / "counterfactual" / "toy" / "tiny"
     cf.mkdir(parents=True)
-    (cf / "summary.json").write_text(json.dumps({"mean_generalisation": 0.4, "mean_cm_noisy": 0.3, "mean_cm_clean": 0.02,
-                                                 "auc": 0.8, "reliability": 0.7}))
+    (cf / "summary.json").write_text(json.dumps({"generalisation_mean": 0.4, "cm_noisy_mean": 0.3, "cm_clean_mean": 0.02,
+                                                 "auc_noisy": 0.8, "reliability": 0.7}))
 
 
 @pytest.fixture
@@ -99,8 +90,8 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 def test_rules_dry_run_and_tables(harness):
     dry = snakemake(harness, "-n", "all")
     assert dry.returncode == 0, dry.stderr + dry.stdout
-    for rule in ("layer_weights", "mcog", "statistics", "summary_heatmaps", "figure_heatmap", "figure_agreement", "figure_mcog",
-                 "figure_generalisation", "figure_centroids", "figure_probing"):
+    for rule in ("stats_layer_weights", "stats_mcog", "stats_statistics", "stats_heatmaps", "figure_heatmap", "figure_agreement",
+                 "figure_mcog", "figure_generalisation", "figure_centroids", "figure_probing"):
         assert rule in dry.stdout, rule
     assert "figure_control" not in dry.stdout  # no control models configured
 
@@ -113,4 +104,8 @@ def test_rules_dry_run_and_tables(harness):
     st = pd.read_parquet(summary / "statistics.parquet")
     assert {"agreement_technique_mcog_pearson", "mcog_model", "generalisation_spearman"} <= set(st["analysis"])
     assert "control_binomial" not in set(st["analysis"])
-    assert (harness / "results" / "logs" / "stats" / "statistics.log").exists()
+    assert (harness / "results" / "logs" / "stats_statistics.log").exists()
+    # The report's copy of every summary table is a CSV with the same rows and columns.
+    for table in ("layer_weights", "heatmaps", "probing", "centroids", "centroid_events", "counterfactual", "mcog", "statistics"):
+        parquet, csv = pd.read_parquet(summary / f"{table}.parquet"), pd.read_csv(summary / f"{table}.csv")
+        assert list(csv.columns) == list(parquet.columns) and len(csv) == len(parquet), table

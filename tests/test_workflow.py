@@ -82,7 +82,7 @@ def test_tiny_workflow_end_to_end(tmp_path):
         assert {"example_id", "split", "label", "pred", "p_label", "correct"} <= set(preds.columns)
         assert preds.p_label.between(0, 1).all()
         assert set(preds.example_id) == set(examples.example_id)
-        log = (results / "logs" / "finetune" / "toy" / "tiny" / variant / "seed1.log").read_text()
+        log = (results / "logs" / "train_finetune" / "toy" / "tiny" / variant / "seed1.log").read_text()
         assert "epoch 2/2" in log and "macro" not in log or "f1" in log
     clean = pd.read_parquet(results / "models/toy/tiny/clean/seed1/predictions.parquet")
     merged = clean.merge(examples, on="example_id")
@@ -105,6 +105,10 @@ def test_tiny_workflow_end_to_end(tmp_path):
     check = subprocess.run([sys.executable, "-m", "memloc.cli", "check", str(results)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "record no provenance" not in check.stdout + check.stderr, check.stdout + check.stderr
+    # The report renders every table it embeds (Snakemake types Parquet as text/plain: bytes to a reader).
+    report = snakemake(tmp_path, "--configfile", str(cfg), "--report", str(tmp_path / "report.zip"))
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert "Could not detect mimetype" not in report.stdout + report.stderr, report.stderr[-3000:]
     # Raising K plans one new subset model and the estimator (with what reads its tables), and
     # nothing upstream or in localisation: the K models already trained are kept.
     more = tiny_config(tmp_path, data)
@@ -112,8 +116,9 @@ def test_tiny_workflow_end_to_end(tmp_path):
     plan = snakemake(tmp_path, "--configfile", str(write_config(tmp_path, more)), "--cores", "2", "-n")
     assert plan.returncode == 0, plan.stderr[-3000:]
     planned = planned_jobs(plan.stdout + plan.stderr)
-    assert planned.get("finetune_subset") == 1 and planned.get("counterfactual_memorisation") == 1, planned
-    kept = {"prepare_data", "tokenize", "finetune", "memorised_set", "swapping", "retraining", "gradients", "probing", "centroids"}
+    assert planned.get("counterfactual_subset") == 1 and planned.get("counterfactual_memorisation") == 1, planned
+    kept = {"data_prepare", "train_tokenize", "train_finetune", "counterfactual_memorised_set", "localise_swapping",
+            "localise_retraining", "localise_gradients", "localise_probing", "localise_centroids"}
     assert not kept & set(planned), planned
     assert "k4.parquet" in plan.stdout + plan.stderr and "k3.parquet" not in " ".join(
         line for line in (plan.stdout + plan.stderr).splitlines() if line.strip().startswith("output:")
@@ -181,7 +186,7 @@ def test_bad_data_fails_naming_file_and_leaves_nothing(tmp_path, corrupt, expect
     cfg = write_config(tmp_path, tiny_config(tmp_path, data))
     res = snakemake(tmp_path, "--configfile", str(cfg), "--cores", "1", f"results/data/toy.parquet")
     assert res.returncode != 0
-    log = (tmp_path / "results" / "logs" / "prepare_data" / "toy.log").read_text()
+    log = (tmp_path / "results" / "logs" / "data_prepare" / "toy.log").read_text()
     assert "toy.csv" in log and expected in log.lower()
     assert not (tmp_path / "results" / "data" / "toy.parquet").exists()
     assert not list((tmp_path / "results" / "data").glob("*")) if (tmp_path / "results" / "data").exists() else True
@@ -195,5 +200,5 @@ def test_default_config_dry_run_plans_the_spine(tmp_path):
     )
     assert res.returncode == 0, res.stderr[-3000:]
     out = res.stdout
-    for rule in ("fetch_registry", "prepare_data", "pretrained", "tokenize", "finetune"):
+    for rule in ("data_fetch", "data_prepare", "train_pretrained", "train_tokenize", "train_finetune"):
         assert rule in out

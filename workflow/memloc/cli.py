@@ -132,24 +132,21 @@ def _control_section(summary: Path, out) -> None:
     _section("Control accuracy (share of runs whose top layers are the trained ones)", _table(pd.DataFrame(rows)), out)
 
 
-COUNTERFACTUAL_FIELDS = ["mean_generalisation", "mean_cm_noisy", "mean_cm_clean", "auc", "reliability"]
-
-
 def _counterfactual_section(results: Path, out) -> None:
     import pandas as pd
 
+    from memloc import paths
+    from memloc.stats.collect import COUNTERFACTUAL_KEYS, parse_counterfactual_path
+
     rows = []
-    for path in sorted(results.glob("counterfactual/*/*/summary.json")):
+    for path in sorted(results.glob(paths.fill(paths.COUNTERFACTUAL_SUMMARY, dataset="*", model="*"))):
         try:
             data = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as err:
             print(f"memloc: skipping {path}: {err}", file=sys.stderr)
             continue
-        from memloc.stats.collect import canonical_counterfactual
-
-        data = canonical_counterfactual(data)
-        row = {"dataset": path.parent.parent.name, "model": path.parent.name}
-        for key in COUNTERFACTUAL_FIELDS:
+        row = parse_counterfactual_path(path)
+        for key in COUNTERFACTUAL_KEYS:
             row[key] = _fmt(data.get(key, float("nan")), 3)
         rows.append(row)
     if rows:

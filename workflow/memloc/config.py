@@ -1,7 +1,9 @@
 """Config validation with messages a user can act on, and the effective per-job settings.
 
-The Snakefile calls :func:`validate` before building the DAG, so a misspelt key or a bad value
-fails in about a second with the key's path, the allowed values and a suggested spelling.
+The workflow (workflow/rules/common.smk) calls :func:`validate` before building the DAG, so a
+misspelt key, a bad value or a name that refers to nothing fails in about a second with the key's
+path, the allowed values and a suggested spelling. The schema holds every default; validation
+fills them in, and runs every check that ties one part of the config to another.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, Iterable
 import jsonschema
 import yaml
 
+from memloc.control.config import check_control_config
 from memloc.errors import ConfigError
 from memloc.io import stable_hash
 
@@ -119,6 +122,11 @@ def validate(raw: dict[str, Any] | None, source: str = "config") -> dict[str, An
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(msgs))
     _check_references(cfg, source)
     _check_registry_options(cfg, source)
+    try:
+        check_control_config(cfg, source)
+    except ConfigError as err:  # the pair checks do not know the file; every config error names it
+        text = str(err)
+        raise ConfigError(text if text.startswith(f"{source}:") else f"{source}: {text}") from None
     return cfg
 
 

@@ -1,6 +1,99 @@
-# Shared helpers for rules: effective specs as params, resources that grow with each attempt.
+# The workflow's globals: the validated config, the run lists, the results layout (memloc.paths)
+# and the switches that decide which stages run. Every rule file reads only these and its own
+# helpers, so any stage (X_helpers.smk, then X.smk) can be included on its own after this file.
+#
+# Job names: rule name = script name = log and benchmark folder, prefixed by the stage
+# (data_, train_, counterfactual_, localise_, control_, stats_, figure_).
+
+import re
+import sys
+from pathlib import Path
+
+from memloc import config as mconf
+from memloc import paths
+from memloc.control import config as control_cfg
+from memloc.control.pairs import VARIANT_PATTERN as CONTROL_VARIANT_PATTERN
+from memloc.errors import ConfigError
 
 CONDA_ENV = "../../envs/memloc.yaml"
+
+# Validation fills every default from the schema and checks every cross-reference (run names,
+# control auxiliary data set, control pairs), so nothing below repeats a default or a check.
+try:
+    _validated = mconf.validate(
+        config, source=", ".join(map(str, workflow.config_settings.configfiles)) or "config.yaml"
+    )
+except ConfigError as err:
+    sys.stderr.write(f"memloc: {err}\n")
+    sys.exit(1)
+config.clear()
+config.update(_validated)
+
+RESULTS = "results"
+RESOURCES = config["resources_dir"]
+DATASETS = mconf.run_datasets(config)
+MODELS = mconf.run_models(config)
+SEEDS = config["run"]["seeds"]
+VARIANTS = config["run"]["variants"]
+
+LOC = config["localisation"]
+CF = config["counterfactual"]
+CONTROL = config["control"]
+STATS = config["stats"]
+# Techniques by what they produce: per-layer weights (M-CoG) and window tables (heatmaps).
+WEIGHT_TECHNIQUES = [t for t in LOC["techniques"] if t in ("swapping", "retraining", "gradients", "probing")]
+WINDOW_TECHNIQUES = [t for t in LOC["techniques"] if t in ("swapping", "retraining")]
+
+
+resource_scopes:
+    gpu="local",
+
+
+wildcard_constraints:
+    dataset=r"[A-Za-z0-9_]+",
+    model=r"[A-Za-z0-9_]+",
+    variant=rf"noisy|clean|frozen|{CONTROL_VARIANT_PATTERN}",
+    seed=r"\d+",
+
+
+def results_path(template, **values):
+    """A file of the results layout (a memloc.paths template), some wildcards filled in."""
+    return f"{RESULTS}/{paths.fill(template, **values)}"
+
+
+def wildcard_path(template):
+    """A params function: `template` (under results) filled with the job's wildcards."""
+    return lambda wildcards: results_path(template, **dict(wildcards.items()))
+
+
+def summary_table(table):
+    return results_path(paths.SUMMARY, table=table)
+
+
+def summary_csv(table):
+    return results_path(paths.SUMMARY_CSV, table=table)
+
+
+def summary_outputs(name, table, caption, category="Tables"):
+    """Output `name` (a summary table's Parquet) and `name`_csv, its copy in the report: Snakemake's
+    report renders CSV as a table but embeds Parquet as unreadable bytes. The job writes both."""
+    return {
+        name: summary_table(table),
+        f"{name}_csv": report(summary_csv(table), caption=f"../report/{caption}.rst", category=category),
+    }
+
+
+def job_log(rule, job=None):
+    """The log of one job of `rule`: results/logs/{rule}/{job}.log (results/logs/{rule}.log for a rule run once)."""
+    if job is None:
+        return results_path(paths.RULE_LOG, rule=rule)
+    return results_path(paths.LOG, rule=rule, job=job)
+
+
+def job_benchmark(rule, job=None):
+    if job is None:
+        return results_path(paths.RULE_BENCHMARK, rule=rule)
+    return results_path(paths.BENCHMARK, rule=rule, job=job)
 
 
 def dataset_spec(wildcards):
@@ -10,12 +103,59 @@ def dataset_spec(wildcards):
     return spec
 
 
-def model_spec(wildcards):
-    return mconf.model_spec(config, wildcards.model)
+def dataset_families():
+    """{dataset: task family} for the run's data sets."""
+    return {d: mconf.dataset_spec(config, d).get("family", "other") for d in DATASETS}
 
 
 def training_settings(wildcards):
     return mconf.model_spec(config, wildcards.model)["training"]
+
+
+def memorised_set_file(wildcards):
+    """The memorised-set table of a (dataset, model): input for the localisation rules.
+
+    Control variants always localise their own injected noise, so they get no file.
+    """
+    if wildcards.get("variant", "noisy").startswith("control-"):
+        return []
+    return results_path(paths.MEMORISED_SET, dataset=wildcards.dataset, model=wildcards.model)
+
+
+# Control models (control-i-j and their clean twins): off unless control.enabled.
+
+
+def control_variants(model=None):
+    """Control variants `control-i-j` (no twins) of `model`, or of every run model (their union,
+    first-seen order; models of different depth have different pairs). Empty when disabled."""
+    if not CONTROL["enabled"]:
+        return []
+    out = []
+    for m in [model] if model else MODELS:
+        for v in control_cfg.model_variants(config, m, RESULTS):
+            if v not in out:
+                out.append(v)
+    return out
+
+
+def control_runs():
+    """(dataset, model, variant, seed) of every control model the run scores (no twins)."""
+    return [(d, m, v, s) for d in DATASETS for m in MODELS for v in control_variants(m) for s in SEEDS]
+
+
+def control_localisation_files(techniques, template=paths.LOCALISATION_WEIGHTS):
+    """Per-run localisation files of those of `techniques` the control block scores, on every control model."""
+    chosen = [t for t in techniques if t in CONTROL["techniques"]]
+    return [
+        results_path(template, technique=t, dataset=d, model=m, variant=v, seed=s)
+        for t in chosen
+        for d, m, v, s in control_runs()
+    ]
+
+
+def control_model_files(template):
+    """A file of every control model (e.g. paths.TRACE)."""
+    return [results_path(template, dataset=d, model=m, variant=v, seed=s) for d, m, v, s in control_runs()]
 
 
 def mem_mb_growing(base_mb):

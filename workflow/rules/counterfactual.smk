@@ -1,25 +1,25 @@
-# Counterfactual memorisation rules (DESIGN §4); settings and helpers in counterfactual_helpers.smk.
+# Counterfactual memorisation rules; settings and helpers in counterfactual_helpers.smk.
 
-rule finetune_subset:
+
+rule counterfactual_subset:
     """Train subset model k from the pretrained weights on a seeded share of the noisy training set."""
     input:
-        examples=f"{RESULTS}/data/{{dataset}}.parquet",
-        tokens=f"{RESULTS}/tokens/{{dataset}}/{{model}}.parquet",
-        pretrained=f"{RESULTS}/pretrained/{{model}}",
+        examples=results_path(paths.DATA),
+        tokens=results_path(paths.TOKENS),
+        pretrained=results_path(paths.PRETRAINED),
     output:
-        ensure(f"{CF_DIR}/k{{k}}.parquet", non_empty=True),
+        ensure(results_path(paths.SUBSET), non_empty=True),
     wildcard_constraints:
         k=r"[1-9]\d*",
     params:
         settings=cf_settings,
         subset=cf_subset,
         k=lambda wc: int(wc.k),
-        # Resume state lives outside the declared outputs, so Snakemake keeps it after a kill.
-        work_dir=lambda wc: f"{RESULTS}/work/counterfactual/{wc.dataset}/{wc.model}/k{wc.k}",
+        work_dir=wildcard_path(paths.SUBSET_WORK),
     log:
-        f"{RESULTS}/logs/finetune_subset/{{dataset}}/{{model}}/k{{k}}.log",
+        job_log("counterfactual_subset", f"{paths.PAIR}/k{{k}}"),
     benchmark:
-        f"{RESULTS}/benchmarks/finetune_subset/{{dataset}}/{{model}}/k{{k}}.tsv"
+        job_benchmark("counterfactual_subset", f"{paths.PAIR}/k{{k}}")
     conda:
         CONDA_ENV
     threads: 2
@@ -34,21 +34,21 @@ rule finetune_subset:
 rule counterfactual_memorisation:
     """Per-example memorisation with bootstrap intervals, dataset summary and reliability curve."""
     input:
-        examples=f"{RESULTS}/data/{{dataset}}.parquet",
+        examples=results_path(paths.DATA),
         subsets=cf_subset_tables,
     output:
-        memorisation=ensure(f"{CF_DIR}/memorisation.parquet", non_empty=True),
-        summary=f"{CF_DIR}/summary.json",
-        reliability=f"{CF_DIR}/reliability.parquet",
+        memorisation=ensure(results_path(paths.MEMORISATION), non_empty=True),
+        summary=results_path(paths.COUNTERFACTUAL_SUMMARY),
+        reliability=results_path(paths.RELIABILITY),
     params:
         bootstrap=CF["bootstrap"],
         confidence=CF["confidence"],
         seed=CF_BOOTSTRAP_SEED,
         reliability_splits=CF_RELIABILITY_SPLITS,
     log:
-        f"{RESULTS}/logs/counterfactual_memorisation/{{dataset}}/{{model}}.log",
+        job_log("counterfactual_memorisation", paths.PAIR),
     benchmark:
-        f"{RESULTS}/benchmarks/counterfactual_memorisation/{{dataset}}/{{model}}.tsv"
+        job_benchmark("counterfactual_memorisation", paths.PAIR)
     conda:
         CONDA_ENV
     threads: 1
@@ -59,19 +59,19 @@ rule counterfactual_memorisation:
         "../scripts/counterfactual_memorisation.py"
 
 
-rule memorised_set:
+rule counterfactual_memorised_set:
     """The training examples the localisation techniques treat as memorised (noisy or top CM)."""
     input:
         unpack(_memorised_set_inputs),
     output:
-        ensure(f"{CF_DIR}/memorised_set.parquet", non_empty=True),
+        ensure(results_path(paths.MEMORISED_SET), non_empty=True),
     params:
         kind=CF["memorised_set"],
         top_cm_share=CF["top_cm_share"] if CF["memorised_set"] == "top_cm" else None,
     log:
-        f"{RESULTS}/logs/memorised_set/{{dataset}}/{{model}}.log",
+        job_log("counterfactual_memorised_set", paths.PAIR),
     benchmark:
-        f"{RESULTS}/benchmarks/memorised_set/{{dataset}}/{{model}}.tsv"
+        job_benchmark("counterfactual_memorised_set", paths.PAIR)
     conda:
         CONDA_ENV
     resources:
@@ -81,23 +81,23 @@ rule memorised_set:
         "../scripts/counterfactual_memorised_set.py"
 
 
-rule memorisation_map:
+rule counterfactual_map:
     """Train memorisation against generalisation per example, coloured by counterfactual memorisation."""
     input:
-        memorisation=f"{CF_DIR}/memorisation.parquet",
+        memorisation=results_path(paths.MEMORISATION),
     output:
-        pdf=f"{RESULTS}/figures/memorisation_map/{{dataset}}/{{model}}.pdf",
+        pdf=results_path(paths.MEMORISATION_MAP, ext="pdf"),
         png=report(
-            f"{RESULTS}/figures/memorisation_map/{{dataset}}/{{model}}.png",
+            results_path(paths.MEMORISATION_MAP, ext="png"),
             caption="../report/counterfactual_map.rst",
             category="Counterfactual memorisation",
             subcategory="{dataset}",
             labels={"dataset": "{dataset}", "model": "{model}", "figure": "memorisation map"},
         ),
     log:
-        f"{RESULTS}/logs/memorisation_map/{{dataset}}/{{model}}.log",
+        job_log("counterfactual_map", paths.PAIR),
     benchmark:
-        f"{RESULTS}/benchmarks/memorisation_map/{{dataset}}/{{model}}.tsv"
+        job_benchmark("counterfactual_map", paths.PAIR)
     conda:
         CONDA_ENV
     resources:

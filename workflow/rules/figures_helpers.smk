@@ -1,12 +1,11 @@
 # Settings and helper functions of the figures rules (figures.smk).
 
-# Figures (DESIGN §5): each rule reads only cached summary tables plus its plotting module
+# Figures: each rule reads only cached summary tables plus its plotting module
 # (and the shared style), so editing a plotting function re-runs only the figure jobs.
 # Every figure is written as PDF and PNG; one colour and marker per data set throughout.
 
 from pathlib import Path as _FigPath
 
-FIGURES = f"{RESULTS}/figures"
 FIGURE_SRC = _FigPath(workflow.basedir) / "workflow" / "memloc" / "figures"
 FIGURE_EXTS = ["pdf", "png"]
 
@@ -24,33 +23,29 @@ def figure_outputs(stem, caption, category, subcategory=None, labels=None):
         if subcategory:
             kwargs["subcategory"] = subcategory
         kwargs["labels"] = {**(labels or {"figure": _FigPath(stem).name}), "format": ext.upper()}
-        out[ext] = report(f"{FIGURES}/{stem}.{ext}", **kwargs)
+        out[ext] = report(results_path(paths.FIGURE, stem=stem, ext=ext), **kwargs)
     return out
-
-
-def figure_common(name):
-    return dict(log=f"{RESULTS}/logs/figures/{name}.log", benchmark=f"{RESULTS}/benchmarks/figures/{name}.tsv")
 
 
 def figure_stems():
     """Stems (under results/figures) of every figure the config asks for."""
-    stems = [f"heatmap_{t}" for t in STATS_WINDOW_TECHNIQUES]
-    if STATS_WEIGHT_TECHNIQUES:
+    stems = [f"heatmap_{t}" for t in WINDOW_TECHNIQUES]
+    if WEIGHT_TECHNIQUES:
         stems += ["layer_weights", "mcog", "agreement_technique", "agreement_model"]
     if "probing" in LOC["techniques"]:
         stems.append("probing_f1")
     if "centroids" in LOC["techniques"]:
         stems.append("centroid_trajectories")
-    if stats_use_control():
+    if CONTROL["enabled"]:
         stems.append("control_accuracy")
-    if STATS_COUNTERFACTUAL and STATS_WEIGHT_TECHNIQUES:
+    if STATS["counterfactual"] and WEIGHT_TECHNIQUES:
         stems.append("mcog_generalisation")
     return stems
 
 
 def figure_targets():
     """Every figure file (PDF and PNG) of the run (for `rule all`)."""
-    return [f"{FIGURES}/{stem}.{ext}" for stem in figure_stems() for ext in FIGURE_EXTS]
+    return [results_path(paths.FIGURE, stem=stem, ext=ext) for stem in figure_stems() for ext in FIGURE_EXTS]
 
 
 _HEATMAP_OUT = figure_outputs(

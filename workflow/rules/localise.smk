@@ -1,22 +1,22 @@
-# Localisation technique rules (DESIGN §4); settings and helpers in localise_helpers.smk.
+# Localisation technique rules; settings and helpers in localise_helpers.smk.
 
-rule swapping:
-    """Copy every window of blocks from the clean twin into the noisy model (DESIGN §4)."""
+
+rule localise_swapping:
+    """Copy every window of blocks from the clean twin into the noisy model."""
     input:
-        examples=f"{RESULTS}/data/{{dataset}}.parquet",
-        tokens=f"{RESULTS}/tokens/{{dataset}}/{{model}}.parquet",
+        examples=results_path(paths.DATA),
+        tokens=results_path(paths.TOKENS),
         memorised=memorised_set_file,
-        model=f"{MODEL_DIR}/{LOC['checkpoint']}",
-        twin=lambda wc: f"{RESULTS}/models/{wc.dataset}/{wc.model}/{twin_variant(wc)}/seed{wc.seed}/{LOC['checkpoint']}",
+        model=analysed_checkpoint(),
+        twin=twin_checkpoint,
     output:
-        raw=ensure(loc_outputs("swapping")["raw"], non_empty=True),
-        weights=ensure(loc_outputs("swapping")["weights"], non_empty=True),
+        **localisation_outputs("swapping"),
     params:
         settings=technique_settings("swapping"),
     log:
-        loc_common("swapping")["log"],
+        job_log("localise_swapping", paths.RUN),
     benchmark:
-        loc_common("swapping")["benchmark"]
+        job_benchmark("localise_swapping", paths.RUN)
     conda:
         CONDA_ENV
     threads: 2
@@ -28,23 +28,22 @@ rule swapping:
         "../scripts/localise_swapping.py"
 
 
-rule retraining:
-    """Reset every window to its pretrained weights and retrain it on clean examples (DESIGN §4)."""
+rule localise_retraining:
+    """Reset every window to its pretrained weights and retrain it on clean examples."""
     input:
-        examples=f"{RESULTS}/data/{{dataset}}.parquet",
-        tokens=f"{RESULTS}/tokens/{{dataset}}/{{model}}.parquet",
+        examples=results_path(paths.DATA),
+        tokens=results_path(paths.TOKENS),
         memorised=memorised_set_file,
-        model=f"{MODEL_DIR}/{LOC['checkpoint']}",
-        pretrained=f"{RESULTS}/pretrained/{{model}}",
+        model=analysed_checkpoint(),
+        pretrained=results_path(paths.PRETRAINED),
     output:
-        raw=ensure(loc_outputs("retraining")["raw"], non_empty=True),
-        weights=ensure(loc_outputs("retraining")["weights"], non_empty=True),
+        **localisation_outputs("retraining"),
     params:
         settings=technique_settings("retraining"),
     log:
-        loc_common("retraining")["log"],
+        job_log("localise_retraining", paths.RUN),
     benchmark:
-        loc_common("retraining")["benchmark"]
+        job_benchmark("localise_retraining", paths.RUN)
     conda:
         CONDA_ENV
     threads: 2
@@ -56,23 +55,22 @@ rule retraining:
         "../scripts/localise_retraining.py"
 
 
-rule gradients:
+rule localise_gradients:
     """Per-block forgetting gradients at the memorised checkpoint, relative to the frozen model."""
     input:
-        examples=f"{RESULTS}/data/{{dataset}}.parquet",
-        tokens=f"{RESULTS}/tokens/{{dataset}}/{{model}}.parquet",
+        examples=results_path(paths.DATA),
+        tokens=results_path(paths.TOKENS),
         memorised=memorised_set_file,
-        model=f"{MODEL_DIR}/memorised",
-        frozen=f"{RESULTS}/models/{{dataset}}/{{model}}/frozen/seed{{seed}}/memorised",
+        model=analysed_checkpoint(ckpt="memorised"),
+        frozen=analysed_checkpoint("frozen", ckpt="memorised"),
     output:
-        raw=ensure(loc_outputs("gradients")["raw"], non_empty=True),
-        weights=ensure(loc_outputs("gradients")["weights"], non_empty=True),
+        **localisation_outputs("gradients"),
     params:
         settings=technique_settings("gradients"),
     log:
-        loc_common("gradients")["log"],
+        job_log("localise_gradients", paths.RUN),
     benchmark:
-        loc_common("gradients")["benchmark"]
+        job_benchmark("localise_gradients", paths.RUN)
     conda:
         CONDA_ENV
     threads: 2
@@ -84,23 +82,22 @@ rule gradients:
         "../scripts/localise_gradients.py"
 
 
-rule probing:
-    """Probe every layer's pooled hidden state for "is this example memorised" (DESIGN §4)."""
+rule localise_probing:
+    """Probe every layer's pooled hidden state for "is this example memorised"."""
     input:
-        examples=f"{RESULTS}/data/{{dataset}}.parquet",
-        tokens=f"{RESULTS}/tokens/{{dataset}}/{{model}}.parquet",
+        examples=results_path(paths.DATA),
+        tokens=results_path(paths.TOKENS),
         memorised=memorised_set_file,
-        model=f"{MODEL_DIR}/{LOC['checkpoint']}",
-        frozen=f"{RESULTS}/models/{{dataset}}/{{model}}/frozen/seed{{seed}}/{LOC['checkpoint']}",
+        model=analysed_checkpoint(),
+        frozen=analysed_checkpoint("frozen"),
     output:
-        raw=ensure(loc_outputs("probing")["raw"], non_empty=True),
-        weights=ensure(loc_outputs("probing")["weights"], non_empty=True),
+        **localisation_outputs("probing"),
     params:
         settings=technique_settings("probing"),
     log:
-        loc_common("probing")["log"],
+        job_log("localise_probing", paths.RUN),
     benchmark:
-        loc_common("probing")["benchmark"]
+        job_benchmark("localise_probing", paths.RUN)
     conda:
         CONDA_ENV
     threads: 2
@@ -112,24 +109,21 @@ rule probing:
         "../scripts/localise_probing.py"
 
 
-rule centroids:
+rule localise_centroids:
     """Project examples onto class-centroid lines per layer; crossing and initiation layers."""
     input:
-        examples=f"{RESULTS}/data/{{dataset}}.parquet",
-        tokens=f"{RESULTS}/tokens/{{dataset}}/{{model}}.parquet",
+        examples=results_path(paths.DATA),
+        tokens=results_path(paths.TOKENS),
         memorised=memorised_set_file,
-        model=f"{MODEL_DIR}/{LOC['checkpoint']}",
+        model=analysed_checkpoint(),
     output:
-        raw=ensure(f"{RESULTS}/localisation/centroids/{{dataset}}/{{model}}/{{variant}}/seed{{seed}}.parquet", non_empty=True),
-        events=ensure(
-            f"{RESULTS}/localisation/centroids/{{dataset}}/{{model}}/{{variant}}/seed{{seed}}.events.parquet", non_empty=True
-        ),
+        **localisation_outputs("centroids", ("raw", "events")),
     params:
         settings=technique_settings("centroids"),
     log:
-        loc_common("centroids")["log"],
+        job_log("localise_centroids", paths.RUN),
     benchmark:
-        loc_common("centroids")["benchmark"]
+        job_benchmark("localise_centroids", paths.RUN)
     conda:
         CONDA_ENV
     threads: 2

@@ -1,11 +1,9 @@
 # Settings and helper functions of the localise rules (localise.smk).
 
-# Localisation techniques (DESIGN §4): one job per (technique, dataset, model, variant, seed),
-# each writing its raw table and its per-layer weights.
+# Localisation techniques: one job per (technique, dataset, model, variant, seed), each writing
+# its raw table and its per-layer weights (centroids: its events).
 
-LOC = config["localisation"]
-MODEL_DIR = f"{RESULTS}/models/{{dataset}}/{{model}}/{{variant}}/seed{{seed}}"
-LOC_OUT = f"{RESULTS}/localisation/{{technique}}/{{dataset}}/{{model}}/{{variant}}/seed{{seed}}"
+from memloc.control.pairs import twin_of as _twin_of
 
 
 def technique_settings(technique):
@@ -26,34 +24,32 @@ def technique_settings(technique):
     return settings
 
 
-def twin_variant(wildcards):
-    """The clean donor of a variant: `clean` for `noisy`, `control-i-j-clean` for `control-i-j`."""
-    from memloc.control.pairs import twin_of
-
-    return twin_of(wildcards.variant)
+def analysed_checkpoint(variant=None, ckpt=LOC["checkpoint"]):
+    """The checkpoint a technique analyses, of the job's own model or of its `variant` (same data, model, seed)."""
+    return results_path(paths.CHECKPOINT, ckpt=ckpt, **({"variant": variant} if variant else {}))
 
 
-def loc_outputs(technique):
-    out = LOC_OUT.replace("{technique}", technique)
-    return {"raw": f"{out}.parquet", "weights": f"{out}.weights.parquet"}
-
-
-def loc_common(technique):
-    base = LOC_OUT.replace("{technique}", technique)
-    return dict(
-        log=f"{RESULTS}/logs/localise/{technique}/{{dataset}}/{{model}}/{{variant}}/seed{{seed}}.log",
-        benchmark=f"{RESULTS}/benchmarks/localise/{technique}/{{dataset}}/{{model}}/{{variant}}/seed{{seed}}.tsv",
+def twin_checkpoint(wildcards):
+    """The clean donor's checkpoint: `clean` for `noisy`, `control-i-j-clean` for `control-i-j`."""
+    return results_path(
+        paths.CHECKPOINT,
+        dataset=wildcards.dataset,
+        model=wildcards.model,
+        variant=_twin_of(wildcards.variant),
+        seed=wildcards.seed,
+        ckpt=LOC["checkpoint"],
     )
+
+
+def localisation_outputs(technique, kinds=("raw", "weights")):
+    """The per-run tables of `technique`, by kind (raw, weights, events), each required non-empty."""
+    templates = {"raw": paths.LOCALISATION_RAW, "weights": paths.LOCALISATION_WEIGHTS, "events": paths.LOCALISATION_EVENTS}
+    return {kind: ensure(results_path(templates[kind], technique=technique), non_empty=True) for kind in kinds}
 
 
 def localisation_targets():
     out = []
     for technique in LOC["techniques"]:
-        suffix = ".events.parquet" if technique == "centroids" else ".weights.parquet"
-        out += expand(
-            f"{RESULTS}/localisation/{technique}/{{dataset}}/{{model}}/noisy/seed{{seed}}{suffix}",
-            dataset=DATASETS,
-            model=MODELS,
-            seed=SEEDS,
-        )
+        template = paths.LOCALISATION_EVENTS if technique == "centroids" else paths.LOCALISATION_WEIGHTS
+        out += expand(results_path(template, technique=technique, variant="noisy"), dataset=DATASETS, model=MODELS, seed=SEEDS)
     return out

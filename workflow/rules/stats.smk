@@ -1,15 +1,16 @@
 # Aggregation and statistics rules; settings and helpers in stats_helpers.smk.
 
-rule layer_weights:
+
+rule stats_layer_weights:
     """Every run's per-layer weights in one table, identifiers parsed from the paths."""
     input:
-        weights=lambda wc: stats_run_files(STATS_WEIGHT_TECHNIQUES, ".weights.parquet"),
+        weights=lambda wc: stats_run_files(WEIGHT_TECHNIQUES, paths.LOCALISATION_WEIGHTS),
     output:
-        table=report(f"{SUMMARY}/layer_weights.parquet", caption="../report/layer_weights.rst", category="Tables"),
+        **summary_outputs("table", "layer_weights", "layer_weights"),
     log:
-        stats_common("layer_weights")["log"],
+        job_log("stats_layer_weights"),
     benchmark:
-        stats_common("layer_weights")["benchmark"]
+        job_benchmark("stats_layer_weights")
     conda:
         CONDA_ENV
     resources:
@@ -19,16 +20,16 @@ rule layer_weights:
         "../scripts/stats_layer_weights.py"
 
 
-rule summary_heatmaps:
+rule stats_heatmaps:
     """Window heatmaps H[n, l] (mean error of windows of size n containing layer l) per run."""
     input:
-        raw=lambda wc: stats_run_files(STATS_WINDOW_TECHNIQUES, ".parquet"),
+        raw=lambda wc: stats_run_files(WINDOW_TECHNIQUES, paths.LOCALISATION_RAW),
     output:
-        table=report(f"{SUMMARY}/heatmaps.parquet", caption="../report/heatmaps_table.rst", category="Tables"),
+        **summary_outputs("table", "heatmaps", "heatmaps_table"),
     log:
-        stats_common("heatmaps")["log"],
+        job_log("stats_heatmaps"),
     benchmark:
-        stats_common("heatmaps")["benchmark"]
+        job_benchmark("stats_heatmaps")
     conda:
         CONDA_ENV
     resources:
@@ -38,16 +39,16 @@ rule summary_heatmaps:
         "../scripts/stats_heatmaps.py"
 
 
-rule summary_probing:
+rule stats_probing:
     """Every probe's F1 per layer, probe seed and probed network (noisy, frozen)."""
     input:
-        raw=lambda wc: stats_run_files(["probing"], ".parquet"),
+        raw=lambda wc: stats_run_files(["probing"], paths.LOCALISATION_RAW),
     output:
-        table=report(f"{SUMMARY}/probing.parquet", caption="../report/probing_table.rst", category="Tables"),
+        **summary_outputs("table", "probing", "probing_table"),
     log:
-        stats_common("probing")["log"],
+        job_log("stats_probing"),
     benchmark:
-        stats_common("probing")["benchmark"]
+        job_benchmark("stats_probing")
     conda:
         CONDA_ENV
     resources:
@@ -57,18 +58,18 @@ rule summary_probing:
         "../scripts/stats_probing.py"
 
 
-rule summary_centroids:
+rule stats_centroids:
     """Centroid projections averaged over class pairs, and every pair's crossing/initiation layers."""
     input:
-        raw=lambda wc: stats_run_files(["centroids"], ".parquet"),
-        events=lambda wc: stats_run_files(["centroids"], ".events.parquet"),
+        raw=lambda wc: stats_run_files(["centroids"], paths.LOCALISATION_RAW),
+        events=lambda wc: stats_run_files(["centroids"], paths.LOCALISATION_EVENTS),
     output:
-        table=report(f"{SUMMARY}/centroids.parquet", caption="../report/centroids_table.rst", category="Tables"),
-        events=report(f"{SUMMARY}/centroid_events.parquet", caption="../report/centroid_events.rst", category="Tables"),
+        **summary_outputs("table", "centroids", "centroids_table"),
+        **summary_outputs("events", "centroid_events", "centroid_events"),
     log:
-        stats_common("centroids")["log"],
+        job_log("stats_centroids"),
     benchmark:
-        stats_common("centroids")["benchmark"]
+        job_benchmark("stats_centroids")
     conda:
         CONDA_ENV
     resources:
@@ -78,18 +79,18 @@ rule summary_centroids:
         "../scripts/stats_centroids.py"
 
 
-rule summary_counterfactual:
+rule stats_counterfactual:
     """One row per (data set, model): task family and the counterfactual summary numbers."""
     input:
-        summaries=expand(f"{RESULTS}/counterfactual/{{dataset}}/{{model}}/summary.json", dataset=DATASETS, model=MODELS),
+        summaries=expand(results_path(paths.COUNTERFACTUAL_SUMMARY), dataset=DATASETS, model=MODELS),
     output:
-        table=report(f"{SUMMARY}/counterfactual.parquet", caption="../report/counterfactual_table.rst", category="Tables"),
+        **summary_outputs("table", "counterfactual", "counterfactual_table"),
     params:
-        families=lambda wc: stats_families(),
+        families=lambda wc: dataset_families(),
     log:
-        stats_common("counterfactual")["log"],
+        job_log("stats_counterfactual"),
     benchmark:
-        stats_common("counterfactual")["benchmark"]
+        job_benchmark("stats_counterfactual")
     conda:
         CONDA_ENV
     resources:
@@ -99,21 +100,21 @@ rule summary_counterfactual:
         "../scripts/stats_counterfactual.py"
 
 
-rule mcog:
+rule stats_mcog:
     """M-CoG per run and across seeds, with bootstrap intervals (over seeds; probe seeds for probing)."""
     input:
-        weights=f"{SUMMARY}/layer_weights.parquet",
-        probing=lambda wc: [f"{SUMMARY}/probing.parquet"] if "probing" in STATS_WEIGHT_TECHNIQUES else [],
+        weights=summary_table("layer_weights"),
+        probing=lambda wc: [summary_table("probing")] if "probing" in WEIGHT_TECHNIQUES else [],
     output:
-        table=report(f"{SUMMARY}/mcog.parquet", caption="../report/mcog_table.rst", category="Tables"),
+        **summary_outputs("table", "mcog", "mcog_table"),
     params:
-        bootstrap=STATS_BOOTSTRAP,
-        confidence=STATS_CONFIDENCE,
-        seed=STATS_SEED,
+        bootstrap=STATS["bootstrap"],
+        confidence=STATS["confidence"],
+        seed=STATS["seed"],
     log:
-        stats_common("mcog")["log"],
+        job_log("stats_mcog"),
     benchmark:
-        stats_common("mcog")["benchmark"]
+        job_benchmark("stats_mcog")
     conda:
         CONDA_ENV
     resources:
@@ -123,22 +124,22 @@ rule mcog:
         "../scripts/stats_mcog.py"
 
 
-rule statistics:
+rule stats_statistics:
     """Agreement, mixed model, generalisation and control analyses in one tidy table."""
     input:
         unpack(stats_optional),
-        mcog=f"{SUMMARY}/mcog.parquet",
-        weights=f"{SUMMARY}/layer_weights.parquet",
+        mcog=summary_table("mcog"),
+        weights=summary_table("layer_weights"),
     output:
-        table=report(f"{SUMMARY}/statistics.parquet", caption="../report/statistics.rst", category="Tables"),
+        **summary_outputs("table", "statistics", "statistics"),
     params:
-        families=lambda wc: stats_families(),
-        confidence=STATS_CONFIDENCE,
-        include_control=lambda wc: stats_use_control(),
+        families=lambda wc: dataset_families(),
+        confidence=STATS["confidence"],
+        include_control=CONTROL["enabled"],
     log:
-        stats_common("statistics")["log"],
+        job_log("stats_statistics"),
     benchmark:
-        stats_common("statistics")["benchmark"]
+        job_benchmark("stats_statistics")
     conda:
         CONDA_ENV
     resources:

@@ -2,72 +2,69 @@
 # (dataset, model), then one job per (dataset, model, variant, seed).
 
 
-rule pretrained:
+rule train_pretrained:
     """Materialise a model source (package, hub id/local dir, random) as a local checkpoint."""
     output:
-        directory(f"{RESULTS}/pretrained/{{model}}"),
+        directory(results_path(paths.PRETRAINED)),
     params:
         # Only the source: changing training settings must not re-materialise the weights.
         spec=lambda wc: {"name": wc.model, "source": mconf.model_spec(config, wc.model)["source"]},
     log:
-        f"{RESULTS}/logs/pretrained/{{model}}.log",
+        job_log("train_pretrained", "{model}"),
     benchmark:
-        f"{RESULTS}/benchmarks/pretrained/{{model}}.tsv"
+        job_benchmark("train_pretrained", "{model}")
     conda:
         CONDA_ENV
     resources:
         mem_mb=mem_mb_growing(4000),
         runtime=runtime_growing(20),
     script:
-        "../scripts/pretrained.py"
+        "../scripts/train_pretrained.py"
 
 
-rule tokenize:
+rule train_tokenize:
     """Tokenise a prepared data set for one model, once; every later job reuses it."""
     input:
-        examples=f"{RESULTS}/data/{{dataset}}.parquet",
-        pretrained=f"{RESULTS}/pretrained/{{model}}",
+        examples=results_path(paths.DATA),
+        pretrained=results_path(paths.PRETRAINED),
     output:
-        ensure(f"{RESULTS}/tokens/{{dataset}}/{{model}}.parquet", non_empty=True),
+        ensure(results_path(paths.TOKENS), non_empty=True),
     params:
         max_length=lambda wc: mconf.model_spec(config, wc.model)["max_length"],
     log:
-        f"{RESULTS}/logs/tokenize/{{dataset}}/{{model}}.log",
+        job_log("train_tokenize", paths.PAIR),
     benchmark:
-        f"{RESULTS}/benchmarks/tokenize/{{dataset}}/{{model}}.tsv"
+        job_benchmark("train_tokenize", paths.PAIR)
     conda:
         CONDA_ENV
     resources:
         mem_mb=mem_mb_growing(4000),
         runtime=runtime_growing(20),
     script:
-        "../scripts/tokenize.py"
+        "../scripts/train_tokenize.py"
 
 
-rule finetune:
+rule train_finetune:
     """Fine-tune one variant (noisy, clean, frozen) of a model on a data set with one seed."""
     wildcard_constraints:
         variant="noisy|clean|frozen",
     input:
-        examples=f"{RESULTS}/data/{{dataset}}.parquet",
-        tokens=f"{RESULTS}/tokens/{{dataset}}/{{model}}.parquet",
-        pretrained=f"{RESULTS}/pretrained/{{model}}",
+        examples=results_path(paths.DATA),
+        tokens=results_path(paths.TOKENS),
+        pretrained=results_path(paths.PRETRAINED),
     output:
-        final=directory(f"{RESULTS}/models/{{dataset}}/{{model}}/{{variant}}/seed{{seed}}/final"),
-        memorised=directory(f"{RESULTS}/models/{{dataset}}/{{model}}/{{variant}}/seed{{seed}}/memorised"),
-        trace=ensure(f"{RESULTS}/models/{{dataset}}/{{model}}/{{variant}}/seed{{seed}}/trace.parquet", non_empty=True),
-        predictions=ensure(
-            f"{RESULTS}/models/{{dataset}}/{{model}}/{{variant}}/seed{{seed}}/predictions.parquet", non_empty=True
-        ),
+        final=directory(results_path(paths.CHECKPOINT, ckpt="final")),
+        memorised=directory(results_path(paths.CHECKPOINT, ckpt="memorised")),
+        trace=ensure(results_path(paths.TRACE), non_empty=True),
+        predictions=ensure(results_path(paths.PREDICTIONS), non_empty=True),
     params:
         settings=training_settings,
         seed=lambda wc: int(wc.seed),
-        # Resume state lives outside the declared outputs, so Snakemake keeps it after a kill.
-        work_dir=lambda wc: f"{RESULTS}/work/models/{wc.dataset}/{wc.model}/{wc.variant}/seed{wc.seed}",
+        work_dir=wildcard_path(paths.MODEL_WORK),
     log:
-        f"{RESULTS}/logs/finetune/{{dataset}}/{{model}}/{{variant}}/seed{{seed}}.log",
+        job_log("train_finetune", paths.RUN),
     benchmark:
-        f"{RESULTS}/benchmarks/finetune/{{dataset}}/{{model}}/{{variant}}/seed{{seed}}.tsv"
+        job_benchmark("train_finetune", paths.RUN)
     conda:
         CONDA_ENV
     threads: 2
@@ -76,4 +73,4 @@ rule finetune:
         mem_mb=mem_mb_growing(8000),
         runtime=runtime_growing(120),
     script:
-        "../scripts/finetune.py"
+        "../scripts/train_finetune.py"

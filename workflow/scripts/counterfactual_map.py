@@ -1,12 +1,12 @@
 """Adapter: the memorisation map figure of one (dataset, model)."""
 
 from memloc.counterfactual.summary import run_memorisation_map
-from memloc.logs import setup
+from memloc.job import start
 
-setup(snakemake.log[0])
+job = start(snakemake)
 run_memorisation_map(
-    snakemake.input.memorisation,
-    pdf_path=snakemake.output.pdf,
-    png_path=snakemake.output.png,
-    title=f"{snakemake.wildcards.dataset} / {snakemake.wildcards.model}",
+    job.input.memorisation,
+    pdf_path=job.output.pdf,
+    png_path=job.output.png,
+    title=f"{job.wildcards.dataset} / {job.wildcards.model}",
 )

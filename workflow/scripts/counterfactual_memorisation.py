@@ -1,21 +1,18 @@
 """Adapter: per-example counterfactual memorisation, summary and reliability from K subset models."""
 
 from memloc.counterfactual.summary import run_memorisation
-from memloc.device import set_threads
-from memloc.logs import setup
-from memloc.provenance import from_snakemake
+from memloc.job import start
 
-setup(snakemake.log[0])
-set_threads(snakemake.threads)
+job = start(snakemake)
 run_memorisation(
-    examples_path=snakemake.input.examples,
-    subset_paths=list(snakemake.input.subsets),
-    memorisation_path=snakemake.output.memorisation,
-    summary_path=snakemake.output.summary,
-    reliability_path=snakemake.output.reliability,
-    n_boot=snakemake.params.bootstrap,
-    confidence=snakemake.params.confidence,
-    seed=snakemake.params.seed,
-    reliability_splits=snakemake.params.reliability_splits,
-    provenance={"dataset": snakemake.wildcards.dataset, "model": snakemake.wildcards.model, **from_snakemake(snakemake)},
+    examples_path=job.input.examples,
+    subset_paths=list(job.input.subsets),
+    memorisation_path=job.output.memorisation,
+    summary_path=job.output.summary,
+    reliability_path=job.output.reliability,
+    n_boot=job.params.bootstrap,
+    confidence=job.params.confidence,
+    seed=job.params.seed,
+    reliability_splits=job.params.reliability_splits,
+    provenance=job.pair_provenance(),
 )

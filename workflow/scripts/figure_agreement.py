@@ -3,12 +3,7 @@
 import pandas as pd
 
 from memloc.figures.agreement import plot_agreement
-from memloc.logs import setup
+from memloc.job import start
 
-setup(snakemake.log[0])
-plot_agreement(
-    pd.read_parquet(snakemake.input.table),
-    snakemake.output.pdf.removesuffix(".pdf"),
-    between=snakemake.wildcards.between,
-    method=snakemake.params.method,
-)
+job = start(snakemake)
+plot_agreement(pd.read_parquet(job.input.table), job.figure_stem, between=job.wildcards.between, method=job.params.method)

@@ -3,12 +3,7 @@
 import pandas as pd
 
 from memloc.figures.centroids import plot_centroids
-from memloc.logs import setup
+from memloc.job import start
 
-setup(snakemake.log[0])
-plot_centroids(
-    pd.read_parquet(snakemake.input.table),
-    snakemake.output.pdf.removesuffix(".pdf"),
-    events=pd.read_parquet(snakemake.input.events),
-    datasets=snakemake.params.datasets,
-)
+job = start(snakemake)
+plot_centroids(pd.read_parquet(job.input.table), job.figure_stem, events=pd.read_parquet(job.input.events), datasets=job.params.datasets)

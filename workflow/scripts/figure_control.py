@@ -3,12 +3,12 @@
 import pandas as pd
 
 from memloc.figures.control import plot_control
-from memloc.logs import setup
+from memloc.job import start
 
-setup(snakemake.log[0])
+job = start(snakemake)
 plot_control(
-    pd.read_parquet(snakemake.input.summary),
-    snakemake.output.pdf.removesuffix(".pdf"),
-    table=pd.read_parquet(snakemake.input.table),
-    datasets=snakemake.params.datasets,
+    pd.read_parquet(job.input.summary),
+    job.figure_stem,
+    table=pd.read_parquet(job.input.table),
+    datasets=job.params.datasets,
 )

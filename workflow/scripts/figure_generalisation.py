@@ -3,12 +3,7 @@
 import pandas as pd
 
 from memloc.figures.generalisation import plot_generalisation
-from memloc.logs import setup
+from memloc.job import start
 
-setup(snakemake.log[0])
-plot_generalisation(
-    pd.read_parquet(snakemake.input.mcog),
-    pd.read_parquet(snakemake.input.counterfactual),
-    snakemake.output.pdf.removesuffix(".pdf"),
-    datasets=snakemake.params.datasets,
-)
+job = start(snakemake)
+plot_generalisation(pd.read_parquet(job.input.mcog), pd.read_parquet(job.input.counterfactual), job.figure_stem, datasets=job.params.datasets)

@@ -3,12 +3,7 @@
 import pandas as pd
 
 from memloc.figures.heatmaps import plot_heatmaps
-from memloc.logs import setup
+from memloc.job import start
 
-setup(snakemake.log[0])
-plot_heatmaps(
-    pd.read_parquet(snakemake.input.table),
-    snakemake.output.pdf.removesuffix(".pdf"),
-    technique=snakemake.wildcards.technique,
-    datasets=snakemake.params.datasets,
-)
+job = start(snakemake)
+plot_heatmaps(pd.read_parquet(job.input.table), job.figure_stem, technique=job.wildcards.technique, datasets=job.params.datasets)

@@ -3,12 +3,7 @@
 import pandas as pd
 
 from memloc.figures.weights import plot_layer_weights
-from memloc.logs import setup
+from memloc.job import start
 
-setup(snakemake.log[0])
-plot_layer_weights(
-    pd.read_parquet(snakemake.input.table),
-    snakemake.output.pdf.removesuffix(".pdf"),
-    families=snakemake.params.families,
-    datasets=snakemake.params.datasets,
-)
+job = start(snakemake)
+plot_layer_weights(pd.read_parquet(job.input.table), job.figure_stem, families=job.params.families, datasets=job.params.datasets)

@@ -3,7 +3,7 @@
 import pandas as pd
 
 from memloc.figures.probing import plot_probing
-from memloc.logs import setup
+from memloc.job import start
 
-setup(snakemake.log[0])
-plot_probing(pd.read_parquet(snakemake.input.table), snakemake.output.pdf.removesuffix(".pdf"), datasets=snakemake.params.datasets)
+job = start(snakemake)
+plot_probing(pd.read_parquet(job.input.table), job.figure_stem, datasets=job.params.datasets)

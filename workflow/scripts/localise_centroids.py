@@ -1,17 +1,7 @@
-"""Adapter: centroid analysis of one (dataset, model, variant, seed) (DESIGN §4)."""
+"""Adapter: centroid analysis of one (dataset, model, variant, seed)."""
 
-from memloc.device import set_threads
+from memloc.job import start
 from memloc.localise.centroids import run_centroids
-from memloc.logs import setup
 
-setup(snakemake.log[0])
-set_threads(snakemake.threads)
-run_centroids(
-    examples_path=snakemake.input.examples,
-    tokens_path=snakemake.input.tokens,
-    model_dir=snakemake.input.model,
-    settings=dict(snakemake.params.settings),
-    memorised=snakemake.input.get("memorised") or None,
-    raw_path=snakemake.output.raw,
-    events_path=snakemake.output.events,
-)
+job = start(snakemake, torch_threads=True)
+run_centroids(**job.files, settings=job.settings)

@@ -1,18 +1,7 @@
-"""Adapter: probing of one (dataset, model, variant, seed) (DESIGN §4)."""
+"""Adapter: probing of one (dataset, model, variant, seed)."""
 
-from memloc.device import set_threads
+from memloc.job import start
 from memloc.localise.probing import run_probing
-from memloc.logs import setup
 
-setup(snakemake.log[0])
-set_threads(snakemake.threads)
-run_probing(
-    examples_path=snakemake.input.examples,
-    tokens_path=snakemake.input.tokens,
-    model_dir=snakemake.input.model,
-    frozen_dir=snakemake.input.frozen,
-    settings=dict(snakemake.params.settings),
-    memorised=snakemake.input.get("memorised") or None,
-    raw_path=snakemake.output.raw,
-    weights_path=snakemake.output.weights,
-)
+job = start(snakemake, torch_threads=True)
+run_probing(**job.files, settings=job.settings)

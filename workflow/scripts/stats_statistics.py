@@ -2,21 +2,13 @@
 
 import pandas as pd
 
-from memloc.io import write_parquet
-from memloc.logs import setup
+from memloc.job import start
 from memloc.stats.collect import read_optional
 from memloc.stats.statistics import statistics_table
-from memloc.provenance import from_snakemake
 
-setup(snakemake.log[0])
-table = statistics_table(
-    mcog=pd.read_parquet(snakemake.input.mcog),
-    layer_weights=pd.read_parquet(snakemake.input.weights),
-    families=snakemake.params.families,
-    counterfactual=read_optional(snakemake.input.get("counterfactual")),
-    centroid_events=read_optional(snakemake.input.get("centroid_events")),
-    control=read_optional(snakemake.input.get("control")),
-    confidence=snakemake.params.confidence,
-    include_control=snakemake.params.include_control,
-)
-write_parquet(table, snakemake.output.table, metadata={"confidence": snakemake.params.confidence, **from_snakemake(snakemake)})
+job = start(snakemake)
+optional = {name: read_optional(job.input.get(name)) for name in ("counterfactual", "centroid_events", "control")}
+table = statistics_table(mcog=pd.read_parquet(job.input.mcog), layer_weights=pd.read_parquet(job.input.weights),
+                         families=job.params.families, confidence=job.params.confidence,
+                         include_control=job.params.include_control, **optional)
+job.write(table, metadata={"confidence": job.params.confidence})

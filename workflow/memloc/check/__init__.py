@@ -4,12 +4,13 @@ Each Parquet contract table has a schema in ``workflow/schemas/tables/<name>.yam
 (draft 2020-12) that one row, as a JSON object, must satisfy (required columns, types, enums,
 ranges), plus an ``x-memloc`` block with the table-level rules:
 
-``paths``
-    regular expressions (relative to the results directory, ``/``-separated) of the files that
-    hold this table; named groups (``dataset``, ``model``, ``technique``, ...) identify the run
-    (rules use ``dataset`` to find the data table).
+``path``, ``wildcards``
+    the template in :mod:`memloc.paths` of the files that hold this table, and optional regular
+    expressions restricting some of its wildcards (e.g. ``technique: swapping|retraining``); the
+    wildcards (``dataset``, ``model``, ``technique``, ...) identify the run (rules use ``dataset``
+    to find the data table).
 ``path_columns``
-    path groups that are also columns and must equal them (e.g. a weights file's ``technique``).
+    path wildcards that are also columns and must equal them (e.g. a weights file's ``technique``).
 ``unique``
     column sets whose values are unique (e.g. ``[[example_id]]``).
 ``metadata``

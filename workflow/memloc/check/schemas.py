@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from memloc import paths
 from memloc.check.rules import RULES
 from memloc.errors import MemlocError
 
@@ -70,8 +71,10 @@ def load_schema(path: str | Path) -> TableSchema:
     if not isinstance(schema, dict) or schema.get("type") != "object":
         raise SchemaError(f"{path}: a table schema describes one row: `type: object` at the top level.")
     ext = schema.get("x-memloc") or {}
-    if not ext.get("paths"):
-        raise SchemaError(f"{path}: x-memloc.paths (regular expressions of the table's files) is missing.")
+    try:
+        patterns = path_patterns(ext)
+    except (KeyError, re.error) as err:
+        raise SchemaError(f"{path}: x-memloc.path (the table's template in memloc.paths) is missing or wrong: {err}.") from None
     for col, spec in (schema.get("properties") or {}).items():
         _check_column_schema(spec, f"{path}: properties.{col}")
     missing = [c for c in schema.get("required", []) if c not in (schema.get("properties") or {})]
@@ -88,7 +91,7 @@ def load_schema(path: str | Path) -> TableSchema:
         name=str(schema.get("title") or path.stem),
         file=path,
         schema=schema,
-        patterns=path_patterns(ext),
+        patterns=patterns,
         unique=unique,
         metadata=list(ext.get("metadata", [])),
         rules=rules,
@@ -111,11 +114,11 @@ def load_schemas(directory: str | Path = SCHEMA_DIR) -> list[TableSchema]:
 def path_patterns(ext: dict) -> list[re.Pattern]:
     """The files of a table, as patterns of paths relative to the results directory.
 
-    This and :func:`match` are the only code that knows how results paths map to tables: today the
-    patterns are the schema's own ``x-memloc.paths`` regular expressions, whose named groups
-    (``dataset``, ``model``, ``technique``, ...) identify the run.
+    The schema's ``x-memloc.path`` names a template of :mod:`memloc.paths` (the one home of the
+    results layout) and ``x-memloc.wildcards`` optionally constrains some of its wildcards; the
+    wildcards (``dataset``, ``model``, ``technique``, ...) identify the run.
     """
-    return [re.compile(p) for p in ext["paths"]]
+    return [paths.table_pattern(ext)]
 
 
 def match(rel: str, schemas: list[TableSchema]) -> tuple[TableSchema, dict[str, str]] | None:

@@ -1,4 +1,4 @@
-"""The ``prepare_data`` step: one source in, the examples table and its label names out.
+"""The ``data_prepare`` step: one source in, the examples table and its label names out.
 
 Order matters for reproducibility and for failing early: read, validate every row, encode
 labels, split and subsample (split seed), validate class sizes, inject noise into train only

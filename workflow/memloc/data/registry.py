@@ -258,14 +258,14 @@ def load(spec_source: dict[str, Any], resources_dir: str | os.PathLike) -> RawSp
     if not path.is_file():
         raise DataError(
             f"{path}: the archive of registry corpus '{corpus}' is missing. "
-            "Run the fetch_registry rule (or `memloc fetch`) first, or place the file there by hand."
+            "Run the data_fetch rule (or `memloc fetch`) first, or place the file there by hand."
         )
     expected = _corpus(corpus).sha256
     actual = sha256_file(path)
     if actual != expected:
         raise DataError(
             f"{path}: sha256 mismatch (expected {expected}, got {actual}). "
-            "Delete the file and run the fetch_registry rule (or `memloc fetch`) again."
+            "Delete the file and run the data_fetch rule (or `memloc fetch`) again."
         )
     raw = load_archive(corpus, path, spec_source.get("granularity", "binary"), spec_source.get("neutral_band", 0.0))
     raw.inputs = {path.name: actual}

@@ -15,8 +15,8 @@ from memloc.stats.mcog import ALL_SEEDS
 
 
 def plot_generalisation(mcog: pd.DataFrame, counterfactual: pd.DataFrame, stem, datasets=None, variant: str = "noisy",
-                        score: str = "mean_generalisation"):
-    """One panel per technique: seed-aggregated M-CoG (y) against ``mean_generalisation`` (x),
+                        score: str = "generalisation_mean"):
+    """One panel per technique: seed-aggregated M-CoG (y) against ``generalisation_mean`` (x),
     one point per (data set, model) in the data set's colour and marker; with fewer than
     :data:`MIN_DATASETS` data sets a figure that says what it needs."""
     from matplotlib.lines import Line2D

@@ -1,6 +1,6 @@
 """Gather per-run files into tidy summary tables, with identifiers parsed from their paths.
 
-Per-run files follow DESIGN §3::
+Per-run files follow the results layout (:mod:`memloc.paths`)::
 
     .../localisation/{technique}/{dataset}/{model}/{variant}/seed{seed}[.weights|.events].parquet
     .../counterfactual/{dataset}/{model}/summary.json
@@ -14,49 +14,37 @@ from __future__ import annotations
 
 import json
 import os
-import re
-from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from memloc import paths
+
 RUN_IDS = ["technique", "dataset", "model", "variant", "seed"]
 WEIGHT_TECHNIQUES = ["swapping", "retraining", "gradients", "probing"]
-_SEED_FILE = re.compile(r"^seed(?P<seed>\d+)(?P<kind>\.[A-Za-z_]+)?\.parquet$")
 
 PathLike = str | os.PathLike
 
 
 def parse_run_path(path: PathLike) -> dict:
-    """Identifiers of a per-run localisation file.
+    """Identifiers of a per-run localisation file (raw table, weights or events).
 
     >>> parse_run_path("results/localisation/swapping/sst2/bert/noisy/seed3.weights.parquet")["seed"]
     3
     """
-    p = Path(path)
-    parts = p.parts
-    m = _SEED_FILE.match(p.name)
-    if m is None or len(parts) < 5:
-        raise ValueError(
-            f"{path}: expected .../{{technique}}/{{dataset}}/{{model}}/{{variant}}/seed{{seed}}[.kind].parquet"
-        )
-    technique, dataset, model, variant = parts[-5:-1]
-    return {
-        "technique": technique,
-        "dataset": dataset,
-        "model": model,
-        "variant": variant,
-        "seed": int(m.group("seed")),
-    }
+    for template in (paths.LOCALISATION_WEIGHTS, paths.LOCALISATION_EVENTS, paths.LOCALISATION_RAW):
+        try:
+            ids = paths.parse(template, path)
+        except ValueError:
+            continue
+        return {k: ids[k] for k in RUN_IDS}
+    raise ValueError(f"{path}: expected .../{paths.LOCALISATION}[.weights|.events].parquet")
 
 
 def parse_counterfactual_path(path: PathLike) -> dict:
     """``dataset`` and ``model`` of ``.../counterfactual/{dataset}/{model}/summary.json``."""
-    parts = Path(path).parts
-    if len(parts) < 3:
-        raise ValueError(f"{path}: expected .../{{dataset}}/{{model}}/summary.json")
-    return {"dataset": parts[-3], "model": parts[-2]}
+    return paths.parse(paths.COUNTERFACTUAL_SUMMARY, path)
 
 
 def _with_ids(df: pd.DataFrame, ids: Mapping, drop: Sequence[str] = ()) -> pd.DataFrame:
@@ -259,23 +247,8 @@ def collect_centroid_events(paths: Iterable[PathLike]) -> pd.DataFrame:
 # ---------------------------------------------------------------- counterfactual
 
 
-COUNTERFACTUAL_KEYS = ["mean_generalisation", "mean_cm_noisy", "mean_cm_clean", "auc", "reliability"]
-# The counterfactual stage's summary.json names -> the names the statistics and figures use.
-COUNTERFACTUAL_ALIASES = {
-    "generalisation_mean": "mean_generalisation",
-    "cm_noisy_mean": "mean_cm_noisy",
-    "cm_clean_mean": "mean_cm_clean",
-    "auc_noisy": "auc",
-}
-
-
-def canonical_counterfactual(summary: Mapping) -> dict:
-    """``summary`` with the statistics' names added for the counterfactual stage's keys."""
-    out = dict(summary)
-    for src, dst in COUNTERFACTUAL_ALIASES.items():
-        if src in summary and dst not in summary:
-            out[dst] = summary[src]
-    return out
+#: The numbers of a counterfactual summary.json (memloc.counterfactual.estimate) that every table has.
+COUNTERFACTUAL_KEYS = ["generalisation_mean", "cm_noisy_mean", "cm_clean_mean", "auc_noisy", "reliability"]
 
 
 def counterfactual_frames(
@@ -284,7 +257,6 @@ def counterfactual_frames(
     """One row per (dataset, model): ``family`` plus every scalar number of its summary.json."""
     rows = []
     for ids, summary in items:
-        summary = canonical_counterfactual(summary)
         row = {"dataset": ids["dataset"], "model": ids["model"]}
         row["family"] = (families or {}).get(ids["dataset"], "other")
         for key, value in summary.items():

@@ -1,6 +1,6 @@
 """Localisation measures against the data set's generalisation score (DESIGN §4, counterfactual).
 
-The generalisation score of a (data set, model) is ``mean_generalisation`` of its counterfactual
+The generalisation score of a (data set, model) is ``generalisation_mean`` of its counterfactual
 summary. Measures per (data set, model):
 
 - ``mcog[<technique>]``: seed-aggregated M-CoG of each technique;
@@ -90,7 +90,7 @@ def generalisation_rows(
     centroid_events: pd.DataFrame | None = None,
     variant: str = "noisy",
     confidence: float = 0.95,
-    score: str = "mean_generalisation",
+    score: str = "generalisation_mean",
 ) -> list[dict]:
     if counterfactual is None or counterfactual.empty or score not in counterfactual:
         return [

@@ -119,6 +119,6 @@ def counterfactual_table(datasets=("movies",), models=("minilm",), families=None
     for i, d in enumerate(datasets):
         for m in models:
             rows.append(dict(dataset=d, model=m, family=(families or {}).get(d, "other"),
-                             mean_generalisation=0.3 + 0.1 * i + rng.normal(0, 0.02), mean_cm_noisy=0.5, mean_cm_clean=0.05,
-                             auc=0.9, reliability=0.8))
+                             generalisation_mean=0.3 + 0.1 * i + rng.normal(0, 0.02), cm_noisy_mean=0.5, cm_clean_mean=0.05,
+                             auc_noisy=0.9, reliability=0.8))
     return pd.DataFrame(rows)

@@ -1,7 +1,7 @@
 """Adapter: materialise a model source as results/pretrained/{model}."""
 
-from memloc.logs import setup
+from memloc.job import start
 from memloc.models.loading import materialise
 
-setup(snakemake.log[0])
-materialise(snakemake.params.spec, snakemake.output[0])
+job = start(snakemake)
+materialise(job.params.spec, job.output[0])
