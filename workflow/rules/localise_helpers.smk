@@ -4,24 +4,12 @@
 # its raw table and its per-layer weights (centroids: its events).
 
 from memloc.control.pairs import twin_of as _twin_of
+from memloc.localise.settings import technique_params
 
 
 def technique_settings(technique):
-    """Technique options plus the model's device and precision, as one params dict."""
-
-    def settings(wildcards):
-        training = mconf.model_spec(config, wildcards.model)["training"]
-        return {
-            **LOC[technique],
-            "max_window": LOC["max_window"],
-            "eval_batch_size": LOC["eval_batch_size"],
-            "device": training["device"],
-            "precision": training["precision"],
-            "deterministic": training["deterministic"],
-            "seed": int(wildcards.seed),
-        }
-
-    return settings
+    """The params dict of a technique's job (memloc.localise.settings.technique_params)."""
+    return lambda wildcards: technique_params(config, technique, wildcards.model, int(wildcards.seed))
 
 
 def analysed_checkpoint(variant=None, ckpt=LOC["checkpoint"]):
