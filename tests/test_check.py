@@ -29,7 +29,7 @@ from memloc.cli import main
 from memloc.data import prepare_dataset
 from memloc.io import read_metadata, write_parquet
 
-# Every Parquet contract table of DESIGN §3 and the README, by schema title.
+# Every Parquet contract table of docs/protocol.md §3.2 and the README, by schema title.
 CONTRACT_TABLES = {
     "examples", "tokens", "trace", "predictions", "subset_predictions", "memorisation", "reliability",
     "memorised_set", "localisation_windows", "localisation_gradients", "localisation_probing",

@@ -1,4 +1,4 @@
-"""prepare_dataset: the examples table every later stage reads (DESIGN §3), and errors that
+"""prepare_dataset: the examples table every later stage reads (docs/protocol.md §3.2), and errors that
 stop before anything is written."""
 
 import dataclasses

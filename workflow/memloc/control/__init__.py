@@ -1,4 +1,4 @@
-"""Control models and control accuracy (DESIGN §4): memorisation forced into known blocks.
+"""Control models and control accuracy (docs/protocol.md §7): memorisation forced into known blocks.
 
 * :mod:`memloc.control.pairs` -- target block pairs scaled to L, variant names ``control-i-j``
   and their clean twins ``control-i-j-clean``, the number of blocks of a configured model;

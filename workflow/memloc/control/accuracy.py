@@ -1,4 +1,4 @@
-"""Control accuracy (DESIGN §4): do the techniques find the blocks a control model memorised in?
+"""Control accuracy (docs/protocol.md §7.4): do the techniques find the blocks a control model memorised in?
 
 For a control model ``control-i-j`` and a technique's per-layer weights w_1..w_L:
 
@@ -235,7 +235,7 @@ def control_accuracy_table(
     learned_accuracy: float = 0.9,
 ) -> pd.DataFrame:
     """The control-accuracy table from the techniques' weights files and the control models' traces
-    (identifiers parsed from the paths, DESIGN §3)."""
+    (identifiers parsed from the paths, docs/protocol.md §3.1)."""
     traces = {}
     for path in trace_paths:
         ids = parse_trace_path(path)

@@ -1,4 +1,4 @@
-"""Control models: memorisation forced into two known blocks (DESIGN §4, variant ``control-i-j``).
+"""Control models: memorisation forced into two known blocks (docs/protocol.md §7.2, variant ``control-i-j``).
 
 A control model is two classifiers over ONE stack of transformer blocks:
 

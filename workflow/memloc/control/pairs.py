@@ -1,4 +1,4 @@
-"""Target block pairs of the control models and their variant names (DESIGN §4, control-i-j).
+"""Target block pairs of the control models and their variant names (docs/protocol.md §7.1).
 
 A control model ``control-i-j`` memorises its noisy labels in blocks ``i`` and ``j`` only (1-based,
 ``i < j``); its clean twin ``control-i-j-clean`` trains the same way on the original labels and is

@@ -1,4 +1,4 @@
-"""Counterfactual memorisation (DESIGN §4): K subset models, per-example estimates, reliability.
+"""Counterfactual memorisation (docs/protocol.md §5): K subset models, per-example estimates, reliability.
 
 Modules
 -------

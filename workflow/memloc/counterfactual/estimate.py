@@ -1,4 +1,4 @@
-"""Per-example counterfactual memorisation from K subset models (DESIGN §3, §4).
+"""Per-example counterfactual memorisation from K subset models (docs/protocol.md §5.2-§5.3).
 
 For example i and the K subset models, with p_k(i) the probability model k gives i's training
 label and in_k(i) whether model k trained on i:
@@ -221,7 +221,7 @@ def estimate_memorisation(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> tuple[pd.DataFrame, dict]:
-    """The memorisation table (DESIGN §3) and the bootstrap replicates of its group means.
+    """The memorisation table (docs/protocol.md §5.2) and the bootstrap replicates of its group means.
 
     Groups: ``all``, ``noisy``, ``clean``. With ``n_boot = 0`` the intervals are NaN and the
     replicates empty.
@@ -309,7 +309,7 @@ def summarise(table: pd.DataFrame, replicates: dict | None = None, confidence: f
     """Dataset-level numbers from a memorisation table (and its bootstrap replicates).
 
     * ``generalisation_mean``: mean generalisation over the training examples that have one;
-      the data set's generalisation score, correlated with M-CoG (DESIGN §4)
+      the data set's generalisation score, correlated with M-CoG (docs/protocol.md §8.6)
     * ``train_memorisation_mean``, ``cm_mean``
     * ``cm_noisy_mean``, ``cm_clean_mean`` and ``cm_difference`` (noisy minus clean)
     * ``generalisation_noisy_mean``, ``generalisation_clean_mean``

@@ -1,4 +1,4 @@
-"""Subset models for counterfactual memorisation (DESIGN §4).
+"""Subset models for counterfactual memorisation (docs/protocol.md §5.1).
 
 Subset model k trains a fresh classifier, from the pretrained weights, on a seeded share
 (``fraction``, 0.5 in the paper) of the noisy training set and then scores *every* training
@@ -24,7 +24,7 @@ import pandas as pd
 
 log = logging.getLogger("memloc.counterfactual")
 
-# Contract columns of `counterfactual/{dataset}/{model}/k{k}.parquet` (DESIGN §3); the table
+# Contract columns of `counterfactual/{dataset}/{model}/k{k}.parquet` (docs/protocol.md §3.2); the table
 # also carries `label`, `pred` and `is_noisy` for convenience.
 SUBSET_COLUMNS = ("example_id", "in_train", "p_label", "correct")
 
@@ -101,7 +101,7 @@ def subset_settings(training: dict[str, Any], counterfactual: dict[str, Any]) ->
 
 
 def subset_predictions(model, train_set, in_train: np.ndarray, is_noisy: np.ndarray, settings, device) -> pd.DataFrame:
-    """Per-example table of one subset model over every training example (DESIGN §3)."""
+    """Per-example table of one subset model over every training example (docs/protocol.md §5.1)."""
     from memloc.training.evaluation import predict_logits, softmax
 
     logits = predict_logits(model, train_set, settings.eval_batch_size, device, settings.precision)

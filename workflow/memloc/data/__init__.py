@@ -1,4 +1,4 @@
-"""Data preparation (DESIGN §3-§4): sources -> validated, split, noised examples table."""
+"""Data preparation (docs/protocol.md §4.1-§4.3): sources -> validated, split, noised examples table."""
 
 from .noise import inject_noise
 from .prepare import build_examples, prepare_dataset

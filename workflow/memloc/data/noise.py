@@ -1,4 +1,4 @@
-"""Label noise (DESIGN §4): the noisy examples are the ones a model can only fit by memorising.
+"""Label noise (docs/protocol.md §4.3): the noisy examples are the ones a model can only fit by memorising.
 
 For each class *c* exactly ``floor(ratio * n_c)`` training examples are relabelled, each uniformly
 to one of the other classes. Exact per-class counts (rather than a Bernoulli draw) keep the noisy

@@ -1,4 +1,4 @@
-"""Stratified, seeded subsampling and splitting (DESIGN §4).
+"""Stratified, seeded subsampling and splitting (docs/protocol.md §4.2).
 
 Every function returns positional indices (sorted, so examples keep their source order) and
 allocates per-class counts by largest remainder, so class proportions match the source as

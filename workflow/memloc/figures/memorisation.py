@@ -42,7 +42,7 @@ def memorisation_map(
     colorbar: bool = True,
     rasterize_above: int = 5000,
 ):
-    """Draw the memorisation map of a memorisation table (DESIGN §3) and return its Figure.
+    """Draw the memorisation map of a memorisation table (docs/protocol.md §5.2) and return its Figure.
 
     ``ax``: draw into an existing Axes (e.g. a panel of a larger figure); otherwise a new
     Figure is made. Examples without a CM estimate are left out and counted in the corner.

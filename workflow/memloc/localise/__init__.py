@@ -1,4 +1,4 @@
-"""Localisation techniques (DESIGN §4): where in a fine-tuned classifier are memorised examples stored?
+"""Localisation techniques (docs/protocol.md §6): where in a fine-tuned classifier are memorised examples stored?
 
 Window techniques evaluate every contiguous run of blocks ("window") and turn per-window errors
 into per-layer weights:

@@ -1,4 +1,4 @@
-"""Centroid analysis (DESIGN §4): when do memorised examples cross over to their new label?
+"""Centroid analysis (docs/protocol.md §6.8): when do memorised examples cross over to their new label?
 
 For each ordered class pair (a, b) and each layer 0..L (pooled hidden states from one batched
 pass, :func:`memloc.localise.hidden.pooled_states`, of the training examples):

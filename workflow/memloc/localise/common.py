@@ -1,6 +1,6 @@
 """Shared plumbing of the localisation jobs: inputs, the memorised set, devices, outputs.
 
-The memorised set defaults to the training examples with ``is_noisy`` True (DESIGN §4). A later
+The memorised set defaults to the training examples with ``is_noisy`` True (docs/protocol.md §6.1). A later
 stage may pass another set (e.g. the clean examples with the highest counterfactual
 memorisation) as explicit example ids, an array or a Parquet/CSV file with an ``example_id``
 column. The *clean* examples are the training examples that are neither memorised nor noisy:

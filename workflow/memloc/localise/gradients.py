@@ -1,4 +1,4 @@
-"""Forgetting gradients (DESIGN §4): which blocks would move most to forget the memorised set.
+"""Forgetting gradients (docs/protocol.md §6.5): which blocks would move most to forget the memorised set.
 
 At the ``memorised`` checkpoint, in eval mode, take the mean gradient of the forgetting objective
 

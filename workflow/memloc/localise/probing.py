@@ -1,4 +1,4 @@
-"""Probing (DESIGN §4): from which layer on can a small MLP tell memorised examples apart?
+"""Probing (docs/protocol.md §6.7): from which layer on can a small MLP tell memorised examples apart?
 
 Every training example's pooled hidden state at layers 0..L comes from one batched pass per model
 (:func:`memloc.localise.hidden.pooled_states`); the ``frozen`` model contributes its layer 1, the

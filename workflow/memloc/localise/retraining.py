@@ -1,4 +1,4 @@
-"""Layer retraining (DESIGN §4): reset each window to its pretrained weights and retrain it.
+"""Layer retraining (docs/protocol.md §6.4): reset each window to its pretrained weights and retrain it.
 
 For a window ``(s, e)``: start from the noisy model (its full state, head included, is reloaded
 for every window), reset blocks ``s..e`` to the pretrained weights and train them together with

@@ -1,4 +1,4 @@
-"""Layer swapping (DESIGN §4): put each window of the clean twin's blocks into the noisy model.
+"""Layer swapping (docs/protocol.md §6.3): put each window of the clean twin's blocks into the noisy model.
 
 For a window ``(s, e)`` the noisy model's blocks ``s..e`` are replaced by the clean twin's
 (embeddings, other blocks and head stay the noisy model's). Error = 1 - accuracy on the memorised

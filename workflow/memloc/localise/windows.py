@@ -1,6 +1,6 @@
 """Windows of contiguous blocks and the maps from per-window errors to per-layer weights.
 
-Pure numpy (DESIGN §4, "Windows", "Layer swapping", "M-CoG"):
+Pure numpy (docs/protocol.md §6.2 and §6.9):
 
 - a window is a contiguous run of blocks ``(start, end)``, 1-based and inclusive; a model with
   L blocks has L(L+1)/2 of them (78 for L = 12);

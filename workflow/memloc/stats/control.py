@@ -1,4 +1,4 @@
-"""Control accuracy against chance (DESIGN §4, control models).
+"""Control accuracy against chance (docs/protocol.md §8.7).
 
 For each technique, acc@1 hits over all control runs (data set x model x target layers, and
 seeds where the table has them) are tested against chance = 2/L with a one-sided exact binomial

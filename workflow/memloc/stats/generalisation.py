@@ -1,4 +1,4 @@
-"""Localisation measures against the data set's generalisation score (DESIGN §4, counterfactual).
+"""Localisation measures against the data set's generalisation score (docs/protocol.md §8.6).
 
 The generalisation score of a (data set, model) is ``generalisation_mean`` of its counterfactual
 summary. Measures per (data set, model):

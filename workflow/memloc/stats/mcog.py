@@ -1,4 +1,4 @@
-"""Memorisation centre of gravity (DESIGN §4) per run and across seeds, with intervals.
+"""Memorisation centre of gravity (docs/protocol.md §6.9) per run and across seeds, with intervals.
 
 M-CoG = sum_l l * w_l / sum_l w_l over layers l = 1..L (NaN when sum_l w_l = 0).
 

@@ -1,4 +1,4 @@
-"""M-CoG ~ technique + task family with a random intercept per model (DESIGN §3, statistics).
+"""M-CoG ~ technique + task family with a random intercept per model (docs/protocol.md §8.5).
 
 The unit is one seed-aggregated M-CoG per (technique, data set, model). The model is fitted
 with :func:`statsmodels.formula.api.mixedlm` (REML, random intercept per model). Treatment

@@ -1,4 +1,4 @@
-"""``summary/statistics.parquet``: every analysis in one tidy table (DESIGN §3).
+"""``summary/statistics.parquet``: every analysis in one tidy table (docs/protocol.md §8.3).
 
 Analyses (column ``analysis``):
 
@@ -35,7 +35,7 @@ def statistics_table(
     variant: str = "noisy",
     include_control: bool = True,
 ) -> pd.DataFrame:
-    """All analyses of DESIGN §3 as one tidy frame (Holm-adjusted within each analysis)."""
+    """All analyses of docs/protocol.md §8.3 as one tidy frame (Holm-adjusted within each analysis)."""
     rows = []
     rows += agreement_rows(mcog, layer_weights, variant, confidence)
     rows += mcog_model_rows(mcog, families, variant, confidence)

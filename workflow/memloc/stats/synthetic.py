@@ -1,4 +1,4 @@
-"""Small synthetic per-run tables in the DESIGN §3 shapes, for tests, demos and figure checks.
+"""Small synthetic per-run tables in the shapes of docs/protocol.md §3.2, for tests, demos and figure checks.
 
 Nothing here is a result: the numbers are drawn from a seeded generator so that every summary
 table and figure can be built without running the models.

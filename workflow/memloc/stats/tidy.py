@@ -1,4 +1,4 @@
-"""The tidy statistics table (DESIGN §3, ``summary/statistics.parquet``) and Holm adjustment.
+"""The tidy statistics table (docs/protocol.md §8.3, ``summary/statistics.parquet``) and Holm adjustment.
 
 Every analysis returns rows with the columns in :data:`STAT_COLUMNS`. A row that could not be
 computed (too few data sets, models or seeds; a constant input) keeps its place with NaN numbers

@@ -1,6 +1,6 @@
 """One fine-tuning job: a (dataset, model, variant, seed) model with its trace and predictions.
 
-Variants (DESIGN §4): ``noisy`` trains on the perturbed labels; ``clean`` on the original labels
+Variants (docs/protocol.md §4.6): ``noisy`` trains on the perturbed labels; ``clean`` on the original labels
 with the same seed (the donor for layer swapping); ``frozen`` trains only the head on the
 perturbed labels (the baseline for forgetting gradients and probing).
 """
@@ -50,7 +50,7 @@ def trainable_parameters(model, variant: str, freeze_embeddings: bool) -> list[t
 def predictions_table(
     model, sets: dict[str, TokenSet], settings: Settings, device: torch.device, checkpoint: str, is_noisy: dict[str, np.ndarray]
 ) -> pd.DataFrame:
-    """Per-example predictions with the probability of the training label (DESIGN §3)."""
+    """Per-example predictions with the probability of the training label (docs/protocol.md §4.7)."""
     frames = []
     for split, data in sets.items():
         logits = predict_logits(model, data, settings.eval_batch_size, device, settings.precision)
