@@ -20,9 +20,7 @@ CONDA_ENV = "../../envs/memloc.yaml"
 # Validation fills every default from the schema and checks every cross-reference (run names,
 # control auxiliary data set, control pairs), so nothing below repeats a default or a check.
 try:
-    _validated = mconf.validate(
-        config, source=", ".join(map(str, workflow.config_settings.configfiles)) or "config.yaml"
-    )
+    _validated = mconf.validate(config, source=", ".join(map(str, workflow.config_settings.configfiles)) or "config.yaml")
 except ConfigError as err:
     sys.stderr.write(f"memloc: {err}\n")
     sys.exit(1)

@@ -32,9 +32,7 @@ def cf_subset(wildcards):
 
 
 def cf_subset_tables(wildcards):
-    return [
-        results_path(paths.SUBSET, dataset=wildcards.dataset, model=wildcards.model, k=k) for k in range(1, CF["models"] + 1)
-    ]
+    return [results_path(paths.SUBSET, dataset=wildcards.dataset, model=wildcards.model, k=k) for k in range(1, CF["models"] + 1)]
 
 
 def counterfactual_targets(datasets=None, models=None, figures=True):

@@ -49,11 +49,17 @@ def figure_targets():
 
 
 _HEATMAP_OUT = figure_outputs(
-    "heatmap_{technique}", "figure_heatmap", "Localisation", subcategory="{technique}",
+    "heatmap_{technique}",
+    "figure_heatmap",
+    "Localisation",
+    subcategory="{technique}",
     labels={"figure": "error heatmap", "technique": "{technique}"},
 )
 _AGREEMENT_OUT = figure_outputs(
-    "agreement_{between}", "figure_agreement", "Agreement", labels={"figure": "agreement between {between}s"},
+    "agreement_{between}",
+    "figure_agreement",
+    "Agreement",
+    labels={"figure": "agreement between {between}s"},
 )
 _WEIGHTS_OUT = figure_outputs("layer_weights", "figure_layer_weights", "Localisation")
 _PROBING_OUT = figure_outputs("probing_f1", "figure_probing", "Localisation")

@@ -10,9 +10,7 @@
 def stats_run_files(techniques, template):
     """Per-run localisation files of `techniques` (a memloc.paths localisation template): the noisy
     models over the run's grid, plus the control models when control is enabled."""
-    noisy = expand(
-        results_path(template, variant="noisy"), technique=techniques, dataset=DATASETS, model=MODELS, seed=SEEDS
-    )
+    noisy = expand(results_path(template, variant="noisy"), technique=techniques, dataset=DATASETS, model=MODELS, seed=SEEDS)
     return noisy + control_localisation_files(techniques, template)
 
 
