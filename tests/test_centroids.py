@@ -132,7 +132,9 @@ def test_run_centroids_writes_tables(tmp_path):
     tokens = pd.DataFrame({"example_id": np.arange(n), "input_ids": ids, "length": [len(x) for x in ids], "truncated": False})
     write_parquet(examples, tmp_path / "examples.parquet")
     write_parquet(tokens, tmp_path / "tokens.parquet", metadata={"pad_token_id": 0})
-    build_random_classifier("bert", num_layers=2, hidden_size=16, num_heads=2, vocab_size=100, seed=1).save_pretrained(tmp_path / "model")
+    build_random_classifier(
+        "bert", num_layers=2, hidden_size=16, num_heads=2, vocab_size=100, seed=1
+    ).save_pretrained(tmp_path / "model")
     settings = {"max_pairs": None, "max_window": None, "eval_batch_size": 16, "device": "cpu", "precision": "fp32",
                 "deterministic": False, "seed": 1}
     run_centroids(tmp_path / "examples.parquet", tmp_path / "tokens.parquet", tmp_path / "model", settings,

@@ -346,7 +346,9 @@ def test_provenance_record_and_digests(tmp_path, monkeypatch):
     p = rec["provenance"]
     assert p["memloc_version"] == __version__
     assert p["config_hash"] == provenance.config_hash({"epochs": 2, "lr": 1e-3})  # key order does not matter
-    assert p["inputs"]["examples"] == {"path": str(f), "digest": "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}
+    assert p["inputs"]["examples"] == {
+        "path": str(f), "digest": "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+    }
     assert p["inputs"]["model"]["digest"].startswith("sha256-dir:")
     assert [e["path"] for e in p["inputs"]["many"]] == [str(f), str(f)]
     json.dumps(rec)  # Parquet metadata is JSON

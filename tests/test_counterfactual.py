@@ -25,7 +25,6 @@ from memloc.counterfactual.reliability import (
 )
 from memloc.counterfactual.subsets import subset_mask, subset_settings
 
-
 # ------------------------------------------------------------------------------------ estimator
 
 # 4 models x 3 examples, hand-computed below.

@@ -66,7 +66,7 @@ def test_subset_training_to_figure(inputs, tmp_path):
     for k in (1, 2, 3):
         out = tmp_path / f"k{k}.parquet"
         work = tmp_path / "work" / f"k{k}"
-        table = run_subset(
+        run_subset(
             inputs / "examples.parquet", inputs / "tokens.parquet", inputs / "pretrained", k=k, fraction=0.5,
             settings=SETTINGS, out_path=out, work_dir=work, split_seed=0, noise_seed=0,
         )

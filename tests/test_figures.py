@@ -69,7 +69,8 @@ def test_figure_empty_tables(name, single, tmp_path):
 
 
 def test_figures_several_datasets_models_seeds(tmp_path):
-    t = syn.summary_tables(datasets=("a", "b"), models=("m1", "m2"), seeds=(1, 2), techniques=("swapping", "gradients"), num_layers=3)
+    t = syn.summary_tables(datasets=("a", "b"), models=("m1", "m2"), seeds=(1, 2), techniques=("swapping", "gradients"),
+                           num_layers=3)
     mc = mcog_table(t["layer_weights"], n_boot=20)
     F.plot_mcog(mc, tmp_path / "mcog", datasets=["b", "a"])
     F.plot_layer_weights(t["layer_weights"], tmp_path / "weights", families={"a": "nlu", "b": "topic"})

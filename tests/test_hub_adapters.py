@@ -5,7 +5,6 @@ paper config validates and its whole DAG is planned without the network."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -286,7 +285,8 @@ def test_paper_config_validates_with_the_paper_settings():
         t = spec["training"]
         assert (t["epochs"], t["learning_rate"], t["batch_size"], t["precision"]) == (50, 1e-5, 8, "fp32")
     assert cfg["run"]["seeds"] == [1, 2, 3]
-    assert (cfg["counterfactual"]["models"], cfg["counterfactual"]["epochs"], cfg["counterfactual"]["learning_rate"]) == (30, 10, 3e-5)
+    assert (cfg["counterfactual"]["models"], cfg["counterfactual"]["epochs"],
+            cfg["counterfactual"]["learning_rate"]) == (30, 10, 3e-5)
     assert (cfg["localisation"]["retraining"]["epochs"], cfg["localisation"]["retraining"]["learning_rate"]) == (5, 3e-5)
     assert cfg["control"]["enabled"] and cfg["control"]["auxiliary"] in cfg["datasets"]
     assert cfg["control"]["auxiliary"] not in mconf.run_datasets(cfg)

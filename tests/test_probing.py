@@ -154,7 +154,9 @@ def test_run_probing_writes_tables(tmp_path):
     write_parquet(examples, tmp_path / "examples.parquet")
     write_parquet(tokens, tmp_path / "tokens.parquet", metadata={"pad_token_id": 0})
     for name, seed in [("model", 1), ("frozen", 2)]:
-        build_random_classifier("bert", num_layers=2, hidden_size=16, num_heads=2, vocab_size=VOCAB, seed=seed).save_pretrained(tmp_path / name)
+        build_random_classifier(
+            "bert", num_layers=2, hidden_size=16, num_heads=2, vocab_size=VOCAB, seed=seed
+        ).save_pretrained(tmp_path / name)
     settings = probing_settings(seeds=[1, 2], hidden_size=8, learning_rate=1e-3, epochs=2, batch_size=16,
                                 eval_batch_size=16, deterministic=False, seed=1).as_dict()
     run_probing(tmp_path / "examples.parquet", tmp_path / "tokens.parquet", tmp_path / "model", tmp_path / "frozen",

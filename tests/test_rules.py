@@ -82,7 +82,8 @@ def test_report_holds_only_files_it_can_render(rules):
 @pytest.mark.parametrize(
     "template, values",
     [
-        (paths.LOCALISATION_WEIGHTS, dict(technique="swapping", dataset="sst2", model="bert_base", variant="control-1-2", seed=12)),
+        (paths.LOCALISATION_WEIGHTS,
+         dict(technique="swapping", dataset="sst2", model="bert_base", variant="control-1-2", seed=12)),
         (paths.LOCALISATION_EVENTS, dict(technique="centroids", dataset="d", model="m", variant="noisy", seed=3)),
         (paths.LOCALISATION_RAW, dict(technique="probing", dataset="d", model="m", variant="noisy", seed=1)),
     ],
@@ -122,8 +123,10 @@ def test_each_stage_parses_on_its_own_after_common(tmp_path, stage):
         f'include: "workflow/rules/{stage}.smk"',
         "",
     ]))
-    res = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(tmp_path / "Snakefile"), "-d", str(tmp_path), "--list-rules"],
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(tmp_path / "Snakefile"), "-d", str(tmp_path), "--list-rules"],
+        capture_output=True, text=True, timeout=120,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
 
 

@@ -191,7 +191,8 @@ def test_collect_probing_centroids_counterfactual(tmp_path):
 
     js = tmp_path / "counterfactual/d/m/summary.json"
     js.parent.mkdir(parents=True)
-    js.write_text('{"generalisation_mean": 0.4, "cm_noisy_mean": 0.5, "cm_clean_mean": 0.1, "auc_noisy": 0.9, "reliability": 0.7, "name": "x"}')
+    js.write_text('{"generalisation_mean": 0.4, "cm_noisy_mean": 0.5, "cm_clean_mean": 0.1, '
+                  '"auc_noisy": 0.9, "reliability": 0.7, "name": "x"}')
     cf = collect_counterfactual([js], {"d": "nlu"})
     assert cf.iloc[0]["family"] == "nlu" and cf.iloc[0]["generalisation_mean"] == 0.4 and "name" not in cf
 

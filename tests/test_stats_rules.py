@@ -74,8 +74,12 @@ def harness(tmp_path):
     (tmp_path / "workflow").symlink_to(REPO / "workflow")
     (tmp_path / "Snakefile").write_text(HARNESS)
     cfg = {
-        "datasets": {"toy": {"source": {"kind": "file", "train": "toy.csv"}, "columns": {"text_a": "sentence"}, "family": "sentiment"}},
-        "models": {"tiny": {"source": {"kind": "random", "model_type": "bert", "num_layers": 3, "hidden_size": 32, "num_heads": 2}}},
+        "datasets": {
+            "toy": {"source": {"kind": "file", "train": "toy.csv"}, "columns": {"text_a": "sentence"}, "family": "sentiment"},
+        },
+        "models": {
+            "tiny": {"source": {"kind": "random", "model_type": "bert", "num_layers": 3, "hidden_size": 32, "num_heads": 2}},
+        },
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     make_inputs(tmp_path)

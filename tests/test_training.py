@@ -104,7 +104,10 @@ def test_length_buckets_cover_every_example_once_per_epoch():
         assert sorted(flat.tolist()) == list(range(203))
     bucketed = train_batches(lengths, 16, 1, 2, True)
     plain = train_batches(lengths, 16, 1, 2, False)
-    pad = lambda bs: sum(lengths[b].max() * len(b) - lengths[b].sum() for b in bs)
+
+    def pad(bs):
+        return sum(lengths[b].max() * len(b) - lengths[b].sum() for b in bs)
+
     assert pad(bucketed) < pad(plain) / 2
 
 

@@ -28,7 +28,7 @@ def toy_csv(path: Path, n: int = 80, seed: int = 0) -> Path:
     pos = ["good", "great", "fine", "lovely", "superb"]
     neg = ["bad", "awful", "poor", "dull", "weak"]
     rows = []
-    for i in range(n):
+    for _i in range(n):
         label = int(rng.integers(0, 2))
         words = list(rng.choice(pos if label else neg, size=3)) + list(rng.choice(["the", "film", "plot", "was"], size=3))
         rng.shuffle(words)
@@ -184,7 +184,7 @@ def test_bad_data_fails_naming_file_and_leaves_nothing(tmp_path, corrupt, expect
     data = toy_csv(tmp_path / "toy.csv")
     corrupt(pd.read_csv(data)).to_csv(data, index=False)
     cfg = write_config(tmp_path, tiny_config(tmp_path, data))
-    res = snakemake(tmp_path, "--configfile", str(cfg), "--cores", "1", f"results/data/toy.parquet")
+    res = snakemake(tmp_path, "--configfile", str(cfg), "--cores", "1", "results/data/toy.parquet")
     assert res.returncode != 0
     log = (tmp_path / "results" / "logs" / "data_prepare" / "toy.log").read_text()
     assert "toy.csv" in log and expected in log.lower()

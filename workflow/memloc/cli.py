@@ -123,7 +123,11 @@ def _control_section(summary: Path, out) -> None:
     rows = []
     for t in ordered(df["technique"].unique()):
         g = df[df["technique"] == t]
-        row = {"technique": t, "acc@1": _fmt(g["acc_at_1"].mean()), "acc@2": _fmt(g.get("acc_at_2", pd.Series(dtype=float)).mean())}
+        row = {
+            "technique": t,
+            "acc@1": _fmt(g["acc_at_1"].mean()),
+            "acc@2": _fmt(g.get("acc_at_2", pd.Series(dtype=float)).mean()),
+        }
         row["chance"] = _fmt(g["chance"].mean()) if "chance" in g else "-"
         row["runs"] = str(int(pd.to_numeric(g["acc_at_1"], errors="coerce").notna().sum()))
         if pvals:

@@ -6,4 +6,5 @@ from memloc.figures.centroids import plot_centroids
 from memloc.job import start
 
 job = start(snakemake)
-plot_centroids(pd.read_parquet(job.input.table), job.figure_stem, events=pd.read_parquet(job.input.events), datasets=job.params.datasets)
+plot_centroids(pd.read_parquet(job.input.table), job.figure_stem, events=pd.read_parquet(job.input.events),
+               datasets=job.params.datasets)

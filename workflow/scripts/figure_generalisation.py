@@ -6,4 +6,5 @@ from memloc.figures.generalisation import plot_generalisation
 from memloc.job import start
 
 job = start(snakemake)
-plot_generalisation(pd.read_parquet(job.input.mcog), pd.read_parquet(job.input.counterfactual), job.figure_stem, datasets=job.params.datasets)
+plot_generalisation(pd.read_parquet(job.input.mcog), pd.read_parquet(job.input.counterfactual), job.figure_stem,
+                    datasets=job.params.datasets)

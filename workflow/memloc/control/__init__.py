@@ -13,9 +13,9 @@ Snakefile can use :mod:`memloc.control.pairs` at parse time.
 
 from memloc.control.pairs import (
     VARIANT_PATTERN,
+    all_adjacent_pairs,
     control_variants,
     default_pairs,
-    all_adjacent_pairs,
     model_num_layers,
     parse_variant,
     target_pairs,

@@ -248,7 +248,8 @@ def control_accuracy_table(
     for path in weights_paths:
         ids = parse_weights_path(path)
         if (ids["dataset"], ids["model"], ids["variant"], ids["seed"]) not in traces and not parse_variant(ids["variant"])[2]:
-            raise DataError(f"{path}: no trace of control model {ids['dataset']}/{ids['model']}/{ids['variant']}/seed{ids['seed']} among the inputs")
+            raise DataError(f"{path}: no trace of control model "
+                            f"{ids['dataset']}/{ids['model']}/{ids['variant']}/seed{ids['seed']} among the inputs")
         frames.append((ids, pd.read_parquet(path)))
     return control_accuracy_frames(frames, accuracy, checkpoints, learned_accuracy)
 
@@ -271,7 +272,9 @@ def summarise(table: pd.DataFrame, bootstrap: int = 1000, confidence: float = 0.
     """Per technique (model ``(all)``) and, with several models, per technique and model: mean
     acc@1 / acc@2 over learned runs with bootstrap intervals over (data set, model, pair) units."""
     if table is None or table.empty:
-        return pd.DataFrame({c: pd.Series(dtype="object" if c in ("technique", "model", "note") else "float64") for c in SUMMARY_COLUMNS})
+        return pd.DataFrame({
+            c: pd.Series(dtype="object" if c in ("technique", "model", "note") else "float64") for c in SUMMARY_COLUMNS
+        })
     rows = []
     models = sorted(table["model"].unique())
     groups = [(t, ALL, table[table["technique"] == t]) for t in sorted(table["technique"].unique())]

@@ -45,11 +45,11 @@ from memloc.errors import DataError, ModelError
 from memloc.io import atomic_dir, write_parquet
 from memloc.models.blocks import BlockAccess, block_access
 from memloc.models.loading import load_classifier
+from memloc.settings import BlockSettings
 from memloc.tokens import TokenSet, load_split_tokensets, load_tokenset
 from memloc.training.batching import train_batches
 from memloc.training.evaluation import score_rows
 from memloc.training.finetune import predictions_table
-from memloc.settings import BlockSettings
 from memloc.training.loop import FitResult, Settings, classifier_task, train_loop
 
 log = logging.getLogger("memloc.control")
@@ -339,7 +339,9 @@ def run_control(
 
     aux_examples = pd.read_parquet(aux_examples_path)
     n_aux = _n_classes(aux_examples)
-    aux_train = load_tokenset(aux_tokens_path, auxiliary_train_rows(aux_examples, control.auxiliary_max_train_examples, seed), "label_orig")
+    aux_train = load_tokenset(
+        aux_tokens_path, auxiliary_train_rows(aux_examples, control.auxiliary_max_train_examples, seed), "label_orig"
+    )
     aux_val_rows = aux_examples[aux_examples["split"] == "validation"]
     aux_eval = {"aux_validation": load_tokenset(aux_tokens_path, aux_val_rows, "label_orig")} if len(aux_val_rows) else {}
 

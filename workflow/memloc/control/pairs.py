@@ -65,7 +65,8 @@ def target_pairs(num_layers: int, spec: str | Sequence = "default") -> list[Pair
             return default_pairs(num_layers)
         if spec == "all_adjacent":
             return all_adjacent_pairs(num_layers)
-        raise ConfigError(f"control.pairs: unknown pair set {spec!r}; use one of {', '.join(PAIR_SETS)} or a list like ['1-2', '6-7'].")
+        raise ConfigError(f"control.pairs: unknown pair set {spec!r}; "
+                          f"use one of {', '.join(PAIR_SETS)} or a list like ['1-2', '6-7'].")
     L = _check_layers(num_layers)
     pairs = _unique(parse_pair(p) for p in spec)
     if not pairs:

@@ -11,7 +11,6 @@ import logging
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import pandas as pd
 
 from memloc.counterfactual.estimate import (
@@ -111,7 +110,9 @@ def run_memorised_set(
     return table
 
 
-def run_memorisation_map(memorisation_path: str | Path, pdf_path: str | Path, png_path: str | Path, title: str | None = None) -> None:
+def run_memorisation_map(
+    memorisation_path: str | Path, pdf_path: str | Path, png_path: str | Path, title: str | None = None
+) -> None:
     """Draw the memorisation map of one memorisation table to PDF and PNG."""
     from memloc.figures.memorisation import memorisation_map
     from memloc.figures.style import save_figure

@@ -49,7 +49,9 @@ def _input_files(inputs: dict[str, str], resources_dir: str | os.PathLike) -> li
     return out
 
 
-def build_examples(spec: dict[str, Any], resources_dir: str | os.PathLike = "resources") -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any]]:
+def build_examples(
+    spec: dict[str, Any], resources_dir: str | os.PathLike = "resources"
+) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any]]:
     """The examples table, the label-names document and the Parquet metadata, without writing."""
     name = spec.get("name", "?")
     raw = sources.load(spec, resources_dir)

@@ -45,7 +45,8 @@ def plot_mcog(mcog: pd.DataFrame, stem, datasets=None, variant: str = "noisy"):
                     ax.plot(x, y, marker=st["marker"], color=st["color"], ms=6, ls="none")
                 r = runs[(runs["model"] == model) & (runs["dataset"] == dataset) & (runs["technique"] == tech)]
                 if len(r) > 1:
-                    ax.plot(np.full(len(r), x), r["mcog"], marker=st["marker"], mfc="none", color=st["color"], ms=3, ls="none", alpha=0.6)
+                    ax.plot(np.full(len(r), x), r["mcog"], marker=st["marker"], mfc="none", color=st["color"], ms=3,
+                            ls="none", alpha=0.6)
         ax.set_xticks(range(len(techniques)), techniques, rotation=20)
         ax.set_xlim(-0.6, len(techniques) - 0.4)
         ax.set_ylabel("M-CoG (layer)")

@@ -25,8 +25,8 @@ from memloc import __version__
 from memloc.device import select_device, set_determinism
 from memloc.errors import DataError
 from memloc.io import write_parquet
-from memloc.models.blocks import BlockAccess, run_with_cache
 from memloc.localise.settings import JobSettings
+from memloc.models.blocks import BlockAccess, run_with_cache
 from memloc.provenance import record
 from memloc.tokens import TokenSet, load_tokenset
 

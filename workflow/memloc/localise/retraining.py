@@ -40,8 +40,8 @@ import logging
 import os
 import time
 from dataclasses import asdict, dataclass
-from typing import ClassVar
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -59,13 +59,13 @@ from memloc.localise.common import (
     weights_frame,
     write_outputs,
 )
-from memloc.training.evaluation import model_inputs
+from memloc.localise.settings import JobSettings
 from memloc.localise.windows import window_weights, windows
 from memloc.models.blocks import BlockAccess, block_access, copy_blocks, forward_from_block
 from memloc.models.loading import load_classifier
 from memloc.tokens import TokenSet
 from memloc.training.batching import eval_batches, train_batches
-from memloc.localise.settings import JobSettings
+from memloc.training.evaluation import model_inputs
 from memloc.training.loop import Classifier, Task, train_loop
 
 log = logging.getLogger("memloc.localise.retraining")

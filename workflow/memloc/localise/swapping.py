@@ -44,12 +44,12 @@ from memloc.localise.common import (
     write_outputs,
 )
 from memloc.localise.settings import JobSettings
-from memloc.training.evaluation import model_inputs
 from memloc.localise.windows import window_weights, windows
 from memloc.models.blocks import BlockAccess, block_access, capture, capture_block_inputs, forward_from_block
 from memloc.models.loading import load_classifier
 from memloc.tokens import TokenSet
 from memloc.training.batching import eval_batches
+from memloc.training.evaluation import model_inputs
 
 log = logging.getLogger("memloc.localise.swapping")
 

@@ -94,7 +94,8 @@ def check_source(spec_source: dict[str, Any]) -> None:
     except ValueError as exc:  # a config.json whose model_type transformers does not know
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(
-            f"source {kind} '{path}': transformers cannot read its config ({first}) Point source.{kind if kind == 'package' else 'path'} "
+            f"source {kind} '{path}': transformers cannot read its config ({first}) "
+            f"Point source.{kind if kind == 'package' else 'path'} "
             f"at a model of a supported family ({', '.join(FAMILIES)}) or upgrade transformers."
         ) from exc
     except OSError as exc:

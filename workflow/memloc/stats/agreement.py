@@ -114,7 +114,8 @@ def pairwise(
     rows = []
     for a, b in itertools.combinations(names, 2):
         res = correlation(wide[a], wide[b], method, confidence)
-        rows.append(row(analysis, f"{a}~{b}", res["estimate"], res["ci_low"], res["ci_high"], res["p_value"], res["n"], res["note"]))
+        rows.append(row(analysis, f"{a}~{b}", res["estimate"], res["ci_low"], res["ci_high"], res["p_value"], res["n"],
+                        res["note"]))
     return rows
 
 
@@ -162,7 +163,8 @@ def agreement_rows(
             same = [k for k in shared if da[k] == db[k]]
             skipped = len(shared) - len(same)
             if not same:
-                note = "models differ in depth: per-layer weights not comparable" if skipped else "no shared (technique, data set)"
+                note = ("models differ in depth: per-layer weights not comparable" if skipped
+                        else "no shared (technique, data set)")
                 rows.append(row(analysis, f"{a}~{b}", n=0, note=note))
                 continue
             sub = lw[lw["model"].isin([a, b])]

@@ -41,7 +41,9 @@ def measures(
     agg = seed_aggregated(mcog, variant)
     for technique in ordered(agg["technique"].unique()):
         sub = agg[agg["technique"] == technique]
-        parts.append(pd.DataFrame({"dataset": sub["dataset"], "model": sub["model"], "measure": f"mcog[{technique}]", "value": sub["mcog"]}))
+        parts.append(pd.DataFrame({
+            "dataset": sub["dataset"], "model": sub["model"], "measure": f"mcog[{technique}]", "value": sub["mcog"],
+        }))
     if centroid_events is not None and len(centroid_events):
         ev = centroid_events[centroid_events["variant"] == variant] if "variant" in centroid_events else centroid_events
         if "scope" in ev:

@@ -129,7 +129,9 @@ def mcog_model_rows(
         # A cluster-robust covariance from 2 clusters has rank 1: it returns zero standard errors
         # and infinite Wald statistics. The two model intercepts become a fixed effect instead.
         ols_formula = formula.replace("~ 1", "~ model") if not factors else formula + " + model"
-        cov_type, kwds, how = "HC3", {}, "HC3 SE and a fixed intercept per model (2 models: too few clusters for cluster-robust SE)"
+        cov_type, kwds, how = (
+            "HC3", {}, "HC3 SE and a fixed intercept per model (2 models: too few clusters for cluster-robust SE)"
+        )
     else:
         cov_type, kwds, how = "HC3", {}, "HC3 SE (one model, one cluster)"
     note = f"fallback: OLS with {how}; reason: {reason}{dropped_note}"

@@ -45,8 +45,10 @@ def centroid_table(num_layers: int, rng, crossing: int = 3) -> tuple[pd.DataFram
             for group, mean in (("clean_a", 0.0), ("noisy", noisy), ("clean_b", 1.0)):
                 mean = float(mean + rng.normal(0, 0.03))
                 rows.append(dict(class_a=a, class_b=b, layer=layer, group=group, mean=mean, p12_5=mean - 0.2, p87_5=mean + 0.2))
-        events.append(dict(scope="pair", class_a=a, class_b=b, crossing_layer=float(crossing), initiation_layer=float(crossing + 1)))
-    events.append(dict(scope="mean", class_a=pd.NA, class_b=pd.NA, crossing_layer=float(crossing), initiation_layer=float(crossing + 1)))
+        events.append(dict(scope="pair", class_a=a, class_b=b,
+                           crossing_layer=float(crossing), initiation_layer=float(crossing + 1)))
+    events.append(dict(scope="mean", class_a=pd.NA, class_b=pd.NA,
+                       crossing_layer=float(crossing), initiation_layer=float(crossing + 1)))
     ev = pd.DataFrame(events).astype({"class_a": "Int64", "class_b": "Int64"})
     return pd.DataFrame(rows), ev
 
