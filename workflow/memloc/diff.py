@@ -223,7 +223,8 @@ def _key(ka: pd.DataFrame, kb: pd.DataFrame, candidates: list[str]) -> list[str]
 
 
 def _describe_key(row: pd.Series, key: list[str]) -> str:
-    return ", ".join(f"{k}={_fmt(row[k])}" for k in key if not k.startswith("__")) or f"row {row.get('__row', '?')} in value order"
+    named = ", ".join(f"{k}={_fmt(row[k])}" for k in key if not k.startswith("__"))
+    return named or f"row {row.get('__row', '?')} in value order"
 
 
 def _schema_lines(sa, sb) -> list[str]:
@@ -241,6 +242,51 @@ def _schema_lines(sa, sb) -> list[str]:
     return out
 
 
+def _align(a: pd.DataFrame, b: pd.DataFrame, exact: list[str], floats: list[str]) -> tuple[list[str], pd.DataFrame]:
+    """The key rows are matched on, and the outer merge of the key with each row's position in A and B.
+
+    Rows that no key column tells apart (a repeated key, or a table of floats only) are numbered
+    in order of their float values, so equal tables match whatever their row order.
+    """
+    ka, kb = _normalised(a, exact), _normalised(b, exact)
+    key = _key(ka, kb, exact)
+    if key == exact and (not key or ka.duplicated(key).any() or kb.duplicated(key).any()):
+        scalar = [c for c in floats if a[c].dtype != object]
+        for k, df in ((ka, a), (kb, b)):
+            order = df.sort_values(scalar, kind="mergesort").index if scalar else df.index
+            ranks = k.loc[order].groupby(key, sort=False, dropna=False).cumcount().to_numpy() if key else np.arange(len(k))
+            k["__row"] = 0
+            k.loc[order, "__row"] = ranks
+        key = key + ["__row"]
+    ka["__pos"], kb["__pos"] = np.arange(len(ka)), np.arange(len(kb))
+    merged = ka[key + ["__pos"]].merge(kb[key + ["__pos"]], on=key, how="outer", suffixes=("_a", "_b"), indicator=True)
+    return key, merged
+
+
+def _value_lines(a: pd.DataFrame, b: pd.DataFrame, floats: list[str], key: list[str], merged: pd.DataFrame,
+                 opts: Options) -> list[str]:
+    """One line per column whose values differ on the rows both tables have."""
+    out = []
+    both = merged[merged["_merge"] == "both"]
+    ia, ib = both["__pos_a"].astype(int).to_numpy(), both["__pos_b"].astype(int).to_numpy()
+    for c in a.columns:
+        if c in key:
+            continue
+        sa, sb = a[c].iloc[ia].reset_index(drop=True), b[c].iloc[ib].reset_index(drop=True)
+        if c in floats:
+            bad, worst = _float_mismatch(sa, sb, opts)
+            extra = f", max abs diff {worst:.3g}" if not math.isnan(worst) else ", NaN on one side"
+        else:
+            na, nb = _normalised(sa.to_frame(), [c])[c], _normalised(sb.to_frame(), [c])[c]
+            bad = ~((na == nb) | (na.isna() & nb.isna())).to_numpy()
+            extra = ""
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            out.append(f"column {c}: {int(bad.sum())} of {len(bad)} values differ{extra} "
+                       f"(e.g. {_describe_key(both.iloc[i], key)}: {_fmt(sa.iloc[i])} vs {_fmt(sb.iloc[i])})")
+    return out
+
+
 def compare_tables(path_a: Path, path_b: Path, opts: Options) -> list[str]:
     """What differs between two Parquet tables: schema, row set, values, memloc metadata."""
     import pyarrow.parquet as pq
@@ -254,43 +300,13 @@ def compare_tables(path_a: Path, path_b: Path, opts: Options) -> list[str]:
         if n in tb.schema.names and not opts.ignored(n) and ta.schema.field(n).type == tb.schema.field(n).type
     ]
     floats = [n for n in common if _is_float_type(ta.schema.field(n).type)]
-    exact = [n for n in common if n not in floats]
     a, b = ta.select(common).to_pandas(), tb.select(common).to_pandas()
-    ka, kb = _normalised(a, exact), _normalised(b, exact)
-    key = _key(ka, kb, exact)
-    if key == exact and (ka.duplicated(key).any() or kb.duplicated(key).any() or not key):
-        # Repeated keys: pair the repeats in order of their float values (row order if no floats).
-        scalar = [c for c in floats if a[c].dtype != object]
-        for k, df in ((ka, a), (kb, b)):
-            order = df.sort_values(scalar, kind="mergesort").index if scalar else df.index
-            k["__row"] = 0
-            k.loc[order, "__row"] = k.loc[order].groupby(key, sort=False, dropna=False).cumcount().to_numpy() if key else np.arange(len(k))
-        key = key + ["__row"]
-    ka["__pos"], kb["__pos"] = np.arange(len(ka)), np.arange(len(kb))
-    merged = ka[key + ["__pos"]].merge(kb[key + ["__pos"]], on=key, how="outer", suffixes=("_a", "_b"), indicator=True)
-    for side, tag in (("left_only", "A"), ("right_only", "B")):
+    key, merged = _align(a, b, [n for n in common if n not in floats], floats)
+    for side, tag, n in (("left_only", "A", len(a)), ("right_only", "B", len(b))):
         rows = merged[merged["_merge"] == side]
         if len(rows):
-            out.append(f"{len(rows)} row(s) only in {tag} (of {len(a) if tag == 'A' else len(b)}; "
-                       f"e.g. {_describe_key(rows.iloc[0], key)})")
-    both = merged[merged["_merge"] == "both"]
-    ia, ib = both["__pos_a"].astype(int).to_numpy(), both["__pos_b"].astype(int).to_numpy()
-    for c in common:
-        if c in key:
-            continue
-        sa, sb = a[c].iloc[ia].reset_index(drop=True), b[c].iloc[ib].reset_index(drop=True)
-        if c in floats:
-            bad, worst = _float_mismatch(sa, sb, opts)
-            extra = f", max abs diff {worst:.3g}" if not math.isnan(worst) else ", NaN on one side"
-        else:
-            na, nb = ka[c].iloc[ia].reset_index(drop=True), kb[c].iloc[ib].reset_index(drop=True)
-            bad = ~((na == nb) | (na.isna() & nb.isna())).to_numpy()
-            extra = ""
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            where = _describe_key(both.iloc[i], key)
-            out.append(f"column {c}: {int(bad.sum())} of {len(bad)} values differ{extra} "
-                       f"(e.g. {where}: {_fmt(sa.iloc[i])} vs {_fmt(sb.iloc[i])})")
+            out.append(f"{len(rows)} row(s) only in {tag} (of {n}; e.g. {_describe_key(rows.iloc[0], key)})")
+    out += _value_lines(a, b, floats, key, merged, opts)
     out += [f"metadata {line}" for line in compare_json(read_metadata(path_a), read_metadata(path_b), opts)]
     return out
 
@@ -321,7 +337,8 @@ def compare_safetensors(path_a: Path, path_b: Path, opts: Options) -> list[str]:
         names_a, names_b = set(fa.keys()), set(fb.keys())
         for tag, names in (("A", names_a - names_b), ("B", names_b - names_a)):
             if names:
-                out.append(f"{len(names)} tensor(s) only in {tag}: {', '.join(sorted(names)[:3])}{' ...' if len(names) > 3 else ''}")
+                more = " ..." if len(names) > 3 else ""
+                out.append(f"{len(names)} tensor(s) only in {tag}: {', '.join(sorted(names)[:3])}{more}")
         for name in sorted(names_a & names_b):
             x, y = fa.get_tensor(name), fb.get_tensor(name)
             if x.dtype != y.dtype or x.shape != y.shape:
