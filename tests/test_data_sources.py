@@ -51,6 +51,19 @@ def test_csv_origins_follow_multiline_fields(tmp_path):
     assert origins == [f"{path}:line 2", f"{path}:line 4"]
 
 
+@pytest.mark.parametrize("fmt", ["csv", "tsv"])
+def test_long_text_field_is_read_whole_and_the_field_limit_restored(tmp_path, fmt):
+    import csv
+
+    article = "word " * 50_000  # 250 kB, beyond the csv module's default 128 kB field limit
+    path = _write(tmp_path / f"long.{fmt}", fmt, rows=[(article.strip(), "pos"), ("short", "neg")])
+    limit = csv.field_size_limit()
+    df, origins = read_table(path)
+    assert df["sentence"].tolist() == [article.strip(), "short"]
+    assert origins == [f"{path}:line 2", f"{path}:line 3"]
+    assert csv.field_size_limit() == limit
+
+
 def test_tsv_is_read_literally(tmp_path):
     path = tmp_path / "t.tsv"
     path.write_text('sentence\tlabel\n"quoted" start\t1\n', encoding="utf-8")

@@ -1,5 +1,6 @@
 """The ``memloc`` command: ``memloc summary [RESULTS]`` prints the key numbers of a finished run;
-``memloc check [RESULTS]`` validates its tables against their schemas (:mod:`memloc.check`).
+``memloc check [RESULTS]`` validates its tables against their schemas (:mod:`memloc.check`);
+``memloc diff A B`` compares two results trees, floats within a tolerance (:mod:`memloc.diff`).
 
 Subcommands register themselves in :data:`COMMANDS` (name -> (help, add_arguments, run)), so a new
 one (e.g. ``check``) is a function pair and one entry.
@@ -195,12 +196,52 @@ def run_check(args: argparse.Namespace) -> int:
     return run(args)
 
 
+# ---------------------------------------------------------------- diff
+
+
+def add_diff_arguments(p: argparse.ArgumentParser) -> None:
+    from memloc.diff import Options
+
+    p.add_argument("a", metavar="RESULTS_A", help="the reference results directory")
+    p.add_argument("b", metavar="RESULTS_B", help="the results directory to compare with it")
+    p.add_argument("--rtol", type=float, default=Options.rtol, help=f"relative float tolerance (default {Options.rtol:g})")
+    p.add_argument("--atol", type=float, default=Options.atol, help=f"absolute float tolerance (default {Options.atol:g})")
+    p.add_argument(
+        "--ignore", action="append", default=[], metavar="NAME",
+        help="a further column or JSON/metadata key not to compare (repeatable), e.g. --ignore settings",
+    )
+
+
+def run_diff(args: argparse.Namespace, out=None) -> int:
+    """Exit 0 when the trees agree, 1 when they differ, 2 when one is not a directory."""
+    from memloc.diff import Options, diff_trees, render
+
+    out = out or sys.stdout
+    for path in (args.a, args.b):
+        if not Path(path).is_dir():
+            print(f"memloc diff: {path} is not a directory; give two results directories, e.g. "
+                  "`memloc diff results-before results`.", file=sys.stderr)
+            return 2
+    if args.rtol < 0 or args.atol < 0:
+        print("memloc diff: --rtol and --atol must be >= 0.", file=sys.stderr)
+        return 2
+    result = diff_trees(args.a, args.b, Options(rtol=args.rtol, atol=args.atol, ignore=frozenset(args.ignore)))
+    print(render(result), file=out)
+    return 0 if result.equal else 1
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "summary": ("print M-CoG, control accuracy and counterfactual summaries as tables", add_summary_arguments, run_summary),
     "check": (
         "validate every table under RESULTS against its schema and report stale provenance (exit 1 if anything is wrong)",
         add_check_arguments,
         run_check,
+    ),
+    "diff": (
+        "compare two results trees table by table, floats within a tolerance; timing and code-version "
+        "provenance ignored (exit 1 if anything differs)",
+        add_diff_arguments,
+        run_diff,
     ),
 }
 

@@ -9,11 +9,12 @@ CSV, JSONL or Parquet.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pandas as pd
 
@@ -60,7 +61,28 @@ def decode_utf8(data: bytes, path: Path | str) -> str:
         ) from None
 
 
+@contextlib.contextmanager
+def _field_limit_at_least(size: int) -> Iterator[None]:
+    """Let the ``csv`` module read fields up to ``size`` characters, then restore its limit.
+
+    The module's default limit (128 kB) rejects valid long texts (one article); no field can be
+    longer than the file, and tokenisation truncates long texts anyway. The limit is process-wide,
+    so it is restored on exit instead of being raised for everyone.
+    """
+    previous = csv.field_size_limit()
+    csv.field_size_limit(max(previous, size))
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
+
+
 def _read_delimited(text: str, path: Path, delimiter: str) -> tuple[pd.DataFrame, list[str]]:
+    with _field_limit_at_least(len(text)):
+        return _parse_delimited(text, path, delimiter)
+
+
+def _parse_delimited(text: str, path: Path, delimiter: str) -> tuple[pd.DataFrame, list[str]]:
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
     try:
