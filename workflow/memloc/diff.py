@@ -363,7 +363,7 @@ def compare_safetensors(path_a: Path, path_b: Path, opts: Options) -> list[str]:
 def _files(root: Path) -> tuple[set[str], Counter]:
     """Relative paths of the files to compare under ``root``, and counts of those ignored, by reason."""
     kept, ignored = set(), Counter()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+    for dirpath, _dirnames, filenames in os.walk(root, followlinks=True):
         rel_dir = Path(dirpath).relative_to(root)
         for name in filenames:
             rel = rel_dir / name
