@@ -209,3 +209,16 @@ def test_console_script_exit_code(trees):
     _rewrite(b / "models" / "t" / "predictions.parquet", lambda df: df.assign(p_label=0.5))
     done = subprocess.run([sys.executable, "-m", "memloc.cli", "diff", str(a), str(b)], capture_output=True, text=True)
     assert done.returncode == 1 and "column p_label" in done.stdout
+
+
+def test_one_row_summary_table_with_text_columns(tmp_path, capsys):
+    """A summary table of one (data set, model) row, as the embedded default writes: equal to
+    itself, and a changed value is named."""
+    row = pd.DataFrame({"dataset": ["movies"], "model": ["minilm"], "auc_noisy": [0.875], "n_models": [12.0]})
+    write_parquet(row, tmp_path / "a" / "summary" / "counterfactual.parquet")
+    write_parquet(row, tmp_path / "b" / "summary" / "counterfactual.parquet")
+    code, out = _diff(capsys, tmp_path / "a", tmp_path / "b")
+    assert code == 0, out
+    write_parquet(row.assign(auc_noisy=0.8), tmp_path / "b" / "summary" / "counterfactual.parquet")
+    code, out = _diff(capsys, tmp_path / "a", tmp_path / "b")
+    assert code == 1 and "column auc_noisy" in out, out

@@ -211,12 +211,8 @@ def _normalised(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 def _key(ka: pd.DataFrame, kb: pd.DataFrame, candidates: list[str]) -> list[str]:
     """The shortest leading run of ``candidates`` that identifies every row of both tables."""
-    for n in range(len(candidates) + 1):
+    for n in range(1, len(candidates) + 1):
         cols = candidates[:n]
-        if not cols:
-            if len(ka) <= 1 and len(kb) <= 1:
-                return []
-            continue
         if not ka.duplicated(cols).any() and not kb.duplicated(cols).any():
             return cols
     return candidates
