@@ -48,12 +48,13 @@ class BlockSettings:
     """Base of a frozen settings dataclass that mirrors config block :attr:`block` key for key."""
 
     block: ClassVar[str]
+    #: Where a correct dict comes from (``{block}`` is replaced by :attr:`block`).
     hint: ClassVar[str] = "Build them from a config validated by memloc.config.validate, which fills every default."
 
     @classmethod
     def from_dict(cls: type[B], params: Mapping[str, Any] | B) -> B:
         """The settings from a dict with exactly this class's keys (an instance passes through)."""
-        return exact(cls, params, f"{cls.block} settings", cls.hint)
+        return exact(cls, params, f"{cls.block} settings", cls.hint.format(block=cls.block))
 
     @classmethod
     def with_defaults(cls: type[B], **changes: Any) -> B:

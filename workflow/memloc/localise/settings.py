@@ -31,7 +31,7 @@ class JobSettings(BlockSettings):
     technique: ClassVar[str] = "localisation"
     block: ClassVar[str] = "localisation"
     hint: ClassVar[str] = (
-        "A job takes exactly the keys of its localisation block in the validated config plus the shared "
+        "A job takes exactly the keys of {block} in the validated config plus the shared "
         f"{', '.join(SHARED_KEYS)}, as memloc.localise.settings.technique_params builds them."
     )
 
