@@ -46,7 +46,9 @@ def loop_block_values(model, memorised: TokenSet, clean: TokenSet, device) -> np
     with block_gradients_only(model) as blocks:
         for data, sign in ((memorised, 1.0), (clean, -1.0)):
             for i in range(len(data)):
-                accumulate_mean_gradient(model, data.subset([i]), sign / len(data), batch_size=1, device=device)
+                accumulate_mean_gradient(
+                    model, data.subset([i]), sign / len(data), batch_size=1, loss="ce", device=device, precision="fp32"
+                )
         return np.array([block_norm([p.grad for p in params], "l1") for params in blocks])
 
 
@@ -76,14 +78,17 @@ def measure(args) -> list[tuple]:
     rows = []
 
     t_batch, v_batch = timed(
-        lambda: block_values(model, memorised, clean, batch_size=args.batch_size, device=device), args.repeats
+        lambda: block_values(
+            model, memorised, clean, loss="ce", norm="l1", batch_size=args.batch_size, device=device, precision="fp32"
+        ),
+        args.repeats,
     )
     t_loop, v_loop = timed(lambda: loop_block_values(model, memorised, clean, device), args.repeats)
     err = float(np.max(np.abs(v_batch - v_loop) / np.abs(v_loop)))
     rows.append(("forgetting gradients", t_loop, t_batch, ">= 20x", f"max rel diff {err:.1e}"))
 
-    t_hb, s_batch = timed(lambda: pooled_states(model, both, args.eval_batch_size, device), args.repeats)
-    t_h1, s_one = timed(lambda: pooled_states(model, both, 1, device), args.repeats)
+    t_hb, s_batch = timed(lambda: pooled_states(model, both, args.eval_batch_size, device, "fp32"), args.repeats)
+    t_h1, s_one = timed(lambda: pooled_states(model, both, 1, device, "fp32"), args.repeats)
     diff = float(np.max(np.abs(s_batch - s_one)))
     rows.append(("pooled hidden states", t_h1, t_hb, ">= 5x", f"max abs diff {diff:.1e}"))
 

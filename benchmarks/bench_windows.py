@@ -115,7 +115,7 @@ def bench_retraining_steps(model, data, batch_idx, wins, device, repeats):
         cache = None
         for s, e in wins:
             if cached and (cache is None or cache.start != s):
-                cache = compute_prefix_cache(access, s, data, 64, device)
+                cache = compute_prefix_cache(access, s, data, 64, device, "fp32")
             params = trainable_parameters(access, s, e)
             keep = {id(p) for p in params}
             for p in model.parameters():
@@ -173,7 +173,7 @@ def measure(args) -> list[dict]:
                                        vocab_size=VOCAB, seed=seed).to(device)
 
     noisy, twin = build(1), build(2)
-    wins = windows(args.layers)
+    wins = windows(args.layers, None)
     data = token_set(args.batch * args.batches, args.max_len)
     batch_idx = [np.arange(i * args.batch, (i + 1) * args.batch) for i in range(args.batches)]
     batches = [model_inputs(data.collate(idx), device) for idx in batch_idx]

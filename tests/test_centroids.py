@@ -8,6 +8,7 @@ import pytest
 
 from memloc.io import write_parquet
 from memloc.localise.centroids import (
+    CentroidsSettings,
     centroid_analysis,
     class_pairs,
     crossing_layer,
@@ -16,6 +17,8 @@ from memloc.localise.centroids import (
     run_centroids,
 )
 from memloc.models.random import build_random_classifier
+
+ALL_PAIRS = CentroidsSettings.with_defaults(max_pairs=None)
 
 
 def test_projection_hand_computed():
@@ -45,11 +48,11 @@ def test_class_pairs_order_and_limit():
     labels = np.array([0, 0, 1, 1, 2, 2, 0, 1])
     orig = np.array([0, 1, 1, 0, 2, 0, 1, 1])
     noisy = labels != orig
-    pairs = class_pairs(labels, orig, noisy)
+    pairs = class_pairs(labels, orig, noisy, None)
     assert len(pairs) == 6
     assert pairs[0] == (0, 1, 2)  # two examples labelled 0 that were 1
     assert pairs[1:3] == [(1, 0, 1), (2, 0, 1)]
-    assert class_pairs(labels, orig, noisy, max_pairs=2) == pairs[:2]
+    assert class_pairs(labels, orig, noisy, 2) == pairs[:2]
 
 
 def planted(seed=0, n_clean=60, n_noisy=12, d=4):
@@ -77,7 +80,7 @@ def planted(seed=0, n_clean=60, n_noisy=12, d=4):
 
 def test_planted_crossing_and_initiation():
     states, labels, orig, noisy = planted()
-    raw, events = centroid_analysis(states, labels, orig, noisy)
+    raw, events = centroid_analysis(states, labels, orig, noisy, ALL_PAIRS)
     pairs = events[events["scope"] == "pair"]
     assert len(pairs) == 1  # every other pair has no memorised examples
     row = pairs.iloc[0]
@@ -101,7 +104,7 @@ def test_raw_values_hand_computed():
     states = np.array([[0.0], [2.0], [5.0], [7.0], [3.5]])[:, None, :]
     labels = np.array([0, 0, 1, 1, 0])
     orig = np.array([0, 0, 1, 1, 1])
-    raw, events = centroid_analysis(states, labels, orig, labels != orig)
+    raw, events = centroid_analysis(states, labels, orig, labels != orig, ALL_PAIRS)
     pair = raw[(raw["class_a"] == 0) & (raw["class_b"] == 1)].set_index("group")
     assert pair.loc["noisy", "mean"] == pytest.approx(0.5)
     assert pair.loc["clean_a", "p12_5"] == pytest.approx(-0.2 + 0.125 * 0.4)  # positions -0.2, 0.2

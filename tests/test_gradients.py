@@ -11,6 +11,7 @@ import torch
 
 from memloc.io import write_parquet
 from memloc.localise.gradients import (
+    GradientsSettings,
     block_gradients_only,
     block_values,
     draw_clean,
@@ -64,7 +65,7 @@ def test_batched_mean_gradient_equals_per_example_loop(family, loss):
     model = tiny(family)
     data = tokenset(11, seed=1)
     assert len(set(data.lengths.tolist())) > 3  # batches really are padded
-    batched = mean_gradient(model, data, batch_size=4, loss=loss)
+    batched = mean_gradient(model, data, batch_size=4, loss=loss, device=None, precision="fp32")
     reference = loop_reference(model, data, loss)
     assert len(batched) == LAYERS
     for block, (got, want) in enumerate(zip(batched, reference), start=1):
@@ -79,14 +80,14 @@ def test_signed_single_pass_equals_difference_of_means():
     data = tokenset(16, seed=2)
     noisy, clean = data.subset(np.arange(0, 8)), data.subset(np.arange(8, 16))
     for norm in ("l1", "l2"):
-        values = block_values(model, noisy, clean, loss="ce", norm=norm, batch_size=3)
-        g_noisy = mean_gradient(model, noisy, batch_size=5)
-        g_clean = mean_gradient(model, clean, batch_size=5)
+        values = block_values(model, noisy, clean, loss="ce", norm=norm, batch_size=3, device=None, precision="fp32")
+        g_noisy = mean_gradient(model, noisy, batch_size=5, loss="ce", device=None, precision="fp32")
+        g_clean = mean_gradient(model, clean, batch_size=5, loss="ce", device=None, precision="fp32")
         order = 1 if norm == "l1" else 2
         want = [torch.linalg.vector_norm(flat(a) - flat(b), ord=order).item() for a, b in zip(g_noisy, g_clean)]
         np.testing.assert_allclose(values, want, rtol=1e-5)
         # without the clean set: the norm of the mean memorised gradient
-        alone = block_values(model, noisy, None, norm=norm, batch_size=3)
+        alone = block_values(model, noisy, None, loss="ce", norm=norm, batch_size=3, device=None, precision="fp32")
         np.testing.assert_allclose(alone, [torch.linalg.vector_norm(flat(a), ord=order).item() for a in g_noisy], rtol=1e-5)
 
 
@@ -98,7 +99,7 @@ def test_gradients_reach_frozen_blocks_and_flags_are_restored():
     for p in access.head_parameters():
         p.requires_grad_(True)
     model.train()
-    values = block_values(model, tokenset(6, seed=4), None, batch_size=4)
+    values = block_values(model, tokenset(6, seed=4), None, loss="ce", norm="l1", batch_size=4, device=None, precision="fp32")
     assert (values > 0).all()
     assert model.training
     assert all(not p.requires_grad for i in range(1, LAYERS + 1) for p in access.block_parameters(i))
@@ -115,9 +116,11 @@ def test_identical_memorised_and_clean_sets_give_zero():
         np.arange(12), data.input_ids + data.input_ids, None, np.concatenate([data.labels, data.labels]), 0
     )
     memorised = np.arange(12) < 6
-    raw, _ = forgetting_gradients(tiny("bert"), None, both, memorised, loss="ce", divide_frozen=False, batch_size=4)
+    settings = GradientsSettings.with_defaults(loss="ce", divide_frozen=False, batch_size=4)
+    raw, _ = forgetting_gradients(tiny("bert"), None, both, memorised, settings, None)
     assert (raw["n_clean"] == 6).all()
-    assert raw["value_noisy_model"].max() < 1e-6 * block_values(tiny("bert"), data, None).max()
+    alone = block_values(tiny("bert"), data, None, loss="ce", norm="l1", batch_size=32, device=None, precision="fp32")
+    assert raw["value_noisy_model"].max() < 1e-6 * alone.max()
 
 
 def reparametrised(model, k: int, c: float):
@@ -146,7 +149,8 @@ def test_planted_block_ranks_top(k):
     x.pop("labels")
     with torch.no_grad():  # the planted pair computes the same function
         torch.testing.assert_close(noisy(**x).logits, frozen(**x).logits, rtol=1e-4, atol=1e-5)
-    raw, weights = forgetting_gradients(noisy, frozen, data, memorised, batch_size=8, seed=0)
+    settings = GradientsSettings.with_defaults(batch_size=8, seed=0)
+    raw, weights = forgetting_gradients(noisy, frozen, data, memorised, settings, None)
     assert np.isclose(weights.sum(), 1.0)
     assert int(np.argmax(weights)) + 1 == k
     others = np.delete(raw["ratio"].to_numpy(), k - 1)
@@ -160,7 +164,8 @@ def test_raw_table_weights_and_clean_draw():
     memorised = np.zeros(30, dtype=bool)
     memorised[[1, 5, 9, 20]] = True
     for loss, norm in [("ce", "l1"), ("logit", "l2")]:
-        raw, weights = forgetting_gradients(model, frozen, data, memorised, loss=loss, norm=norm, batch_size=8, seed=3)
+        settings = GradientsSettings.with_defaults(loss=loss, norm=norm, batch_size=8, seed=3)
+        raw, weights = forgetting_gradients(model, frozen, data, memorised, settings, None)
         assert list(raw.columns) == [
             "layer", "value_noisy_model", "value_frozen_model", "ratio", "weight", "n_memorised", "n_clean"
         ]

@@ -49,13 +49,13 @@ def test_pooled_states_batched_equal_one_by_one(family):
     model = build_random_classifier(family, num_layers=2, hidden_size=16, num_heads=2, vocab_size=VOCAB, seed=2)
     model.train()  # pooled_states must switch dropout off itself, and restore the mode
     data = tokenset(9, seed=3, with_types=family == "bert")
-    batched = pooled_states(model, data, batch_size=4)
-    single = pooled_states(model, data, batch_size=1)
+    batched = pooled_states(model, data, 4, None, "fp32")
+    single = pooled_states(model, data, 1, None, "fp32")
     assert model.training
     assert batched.shape == (9, 3, 16) and batched.dtype == np.float32
     np.testing.assert_allclose(batched, single, rtol=1e-5, atol=1e-5)
     # original order: the i-th row is example i run alone
-    alone = pooled_states(model, data.subset([6]), batch_size=1)
+    alone = pooled_states(model, data.subset([6]), 1, None, "fp32")
     np.testing.assert_allclose(batched[6], alone[0], rtol=1e-5, atol=1e-5)
 
 

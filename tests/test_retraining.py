@@ -65,7 +65,7 @@ def test_cached_prefix_forward_equals_naive_forward(family):
     with torch.no_grad():
         eval_logits = model(**inputs).logits
     for start in range(1, access.num_layers + 1):
-        cache = compute_prefix_cache(access, start, data, batch_size=4, device=CPU)
+        cache = compute_prefix_cache(access, start, data, batch_size=4, device=CPU, precision="fp32")
         for i, n in enumerate(data.lengths):  # the cache holds the eval-mode input to block `start`
             torch.testing.assert_close(cache.batch([i], CPU)[0], full[start - 1][i, :n], atol=ATOL, rtol=0)
         results = []
@@ -113,7 +113,7 @@ def test_retraining_a_window_changes_only_window_and_head(cache_prefix):
     before = {id(p): p.detach().clone() for p in noisy.parameters()}
     data = toy_data(24)
     start, end = 2, 2
-    cache = compute_prefix_cache(access, start, data, 8, CPU) if cache_prefix else None
+    cache = compute_prefix_cache(access, start, data, 8, CPU, "fp32") if cache_prefix else None
     loss = retrain_window(access, pre, start, end, data, np.arange(len(data)), SHORT, CPU, cache)
     assert np.isfinite(loss)
     window = {id(p) for p in access.block_parameters(2)}
@@ -139,7 +139,7 @@ def test_cached_training_equals_uncached_training_without_dropout():
     for cache_prefix in (True, False):
         noisy = tiny(seed=1, layers=3, **no_dropout)
         access = block_access(noisy)
-        cache = compute_prefix_cache(access, 3, data, 8, CPU) if cache_prefix else None
+        cache = compute_prefix_cache(access, 3, data, 8, CPU, "fp32") if cache_prefix else None
         retrain_window(access, block_access(pretrained), 3, 3, data, np.arange(len(data)), SHORT, CPU, cache)
         trained.append(snapshot(noisy))
     for k in trained[0]:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from memloc.io import read_metadata, write_parquet
-from memloc.localise.swapping import RAW_COLUMNS, run_swapping, swap_windows, swapped_logits
+from memloc.localise.swapping import RAW_COLUMNS, SwappingSettings, run_swapping, swap_windows, swapped_logits
 from memloc.localise.windows import window_weights, windows
 from memloc.models.blocks import block_access, copy_blocks
 from memloc.models.random import RANDOM_FAMILIES
@@ -47,7 +47,7 @@ def test_cached_forward_equals_copying_blocks(family):
     batch = data.collate(np.arange(6))
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     assert (inputs["attention_mask"] == 0).any(), "the batch is padded"
-    wins = windows(LAYERS)
+    wins = windows(LAYERS, None)
     weights_before = {n: copy.deepcopy(m.state_dict()) for n, m in (("noisy", noisy), ("twin", twin))}
     out, base = swapped_logits(block_access(noisy), block_access(twin), inputs, wins)
     assert set(out) == set(wins)
@@ -106,9 +106,9 @@ def planted_pair(n: int = 48):
 
 def test_planted_block_2_ranks_top():
     noisy, clean, data, memorised = planted_pair()
-    raw, unswapped = swap_windows(noisy, clean, data, memorised, batch_size=16)
+    raw, unswapped = swap_windows(noisy, clean, data, memorised, SwappingSettings.with_defaults(eval_batch_size=16), "cpu")
     assert list(raw.columns) == list(RAW_COLUMNS)
-    assert len(raw) == 10 and list(zip(raw.start, raw.end)) == windows(LAYERS)
+    assert len(raw) == 10 and list(zip(raw.start, raw.end)) == windows(LAYERS, None)
     assert (raw["size"] == raw["end"] - raw["start"] + 1).all()
     contains_2 = (raw.start <= 2) & (2 <= raw.end)
     # Swapping block 2 back turns the noisy model into the clean one: every flip is undone.

@@ -11,11 +11,11 @@ from memloc.localise.windows import heatmap, layer_weights, mcog, window_weights
 
 
 def test_window_counts_and_order():
-    assert len(windows(6)) == 21
-    assert len(windows(12)) == 78
-    assert windows(3) == [(1, 1), (1, 2), (1, 3), (2, 2), (2, 3), (3, 3)]
+    assert len(windows(6, None)) == 21
+    assert len(windows(12, None)) == 78
+    assert windows(3, None) == [(1, 1), (1, 2), (1, 3), (2, 2), (2, 3), (3, 3)]
     for L in range(1, 13):
-        wins = windows(L)
+        wins = windows(L, None)
         assert len(wins) == L * (L + 1) // 2 == len(set(wins))
         assert wins == sorted(wins)  # by start, then size
         assert all(1 <= s <= e <= L for s, e in wins)
@@ -24,10 +24,10 @@ def test_window_counts_and_order():
 def test_max_window():
     assert windows(4, max_window=2) == [(1, 1), (1, 2), (2, 2), (2, 3), (3, 3), (3, 4), (4, 4)]
     assert windows(4, max_window=1) == [(1, 1), (2, 2), (3, 3), (4, 4)]
-    assert windows(4, max_window=4) == windows(4) == windows(4, max_window=99)
+    assert windows(4, max_window=4) == windows(4, None) == windows(4, max_window=99)
     assert len(windows(12, max_window=3)) == 12 + 11 + 10
     with pytest.raises(ValueError):
-        windows(0)
+        windows(0, None)
     with pytest.raises(ValueError):
         windows(4, max_window=0)
 

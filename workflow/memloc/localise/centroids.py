@@ -108,12 +108,12 @@ def initiation_layer(a_high: np.ndarray, b_low: np.ndarray) -> float:
 
 
 def class_pairs(
-    labels: np.ndarray, label_orig: np.ndarray, noisy: np.ndarray, max_pairs: int | None = None
+    labels: np.ndarray, label_orig: np.ndarray, noisy: np.ndarray, max_pairs: int | None
 ) -> list[tuple[int, int, int]]:
     """Ordered pairs ``(a, b, n_noisy)`` of classes a != b, most noisy examples first.
 
     ``n_noisy`` counts memorised examples labelled a that were originally b. With ``max_pairs``
-    only the first pairs of that order (ties by (a, b)) are kept.
+    only the first pairs of that order (ties by (a, b)) are kept; None keeps all.
     """
     classes = np.union1d(np.unique(labels), np.unique(label_orig))
     pairs = [
@@ -131,13 +131,14 @@ def centroid_analysis(
     labels: np.ndarray,
     label_orig: np.ndarray,
     memorised: np.ndarray,
+    settings: CentroidsSettings,
     clean: np.ndarray | None = None,
-    max_pairs: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Projections summary and events from pooled states ``[N, L+1, d]``.
 
     ``memorised`` is the memorised mask, ``clean`` the mask of clean examples (default
-    ``~memorised``; examples in both count as memorised). Returns
+    ``~memorised``; examples in both count as memorised); ``settings.max_pairs`` bounds the pairs
+    analysed (see :func:`class_pairs`). Returns
 
     * raw: ``class_a``, ``class_b``, ``layer``, ``group`` (clean_a / noisy / clean_b), ``n``,
       ``mean``, ``p12_5``, ``median``, ``p87_5`` of the positions;
@@ -161,7 +162,7 @@ def centroid_analysis(
 
     raw_rows: list[pd.DataFrame] = []
     events: list[dict[str, Any]] = []
-    for a, b, n_noisy in class_pairs(labels, label_orig, memorised, max_pairs):
+    for a, b, n_noisy in class_pairs(labels, label_orig, memorised, settings.max_pairs):
         members = {
             "clean_a": np.flatnonzero(clean & (labels == a)),
             "noisy": np.flatnonzero(memorised & (labels == a) & (label_orig == b)),
@@ -250,8 +251,8 @@ def run_centroids(
         examples["label"].to_numpy(),
         examples["label_orig"].to_numpy(),
         job.memorised,
+        s,
         job.clean,
-        max_pairs=s.max_pairs,
     )
     meta = provenance(
         "centroids",

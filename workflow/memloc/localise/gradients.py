@@ -68,7 +68,7 @@ class GradientsSettings(JobSettings):
     batch_size: int
 
 
-def forgetting_objective(logits: torch.Tensor, labels: torch.Tensor, loss: str = "ce") -> torch.Tensor:
+def forgetting_objective(logits: torch.Tensor, labels: torch.Tensor, loss: str) -> torch.Tensor:
     """Per-example forgetting objective ``[B]`` (float32): ``-CE`` or ``-logit of the label``."""
     logits = logits.float()
     if loss == "ce":
@@ -108,12 +108,12 @@ def block_gradients_only(model: torch.nn.Module) -> Iterator[list[list[torch.nn.
 def accumulate_mean_gradient(
     model: torch.nn.Module,
     data: TokenSet,
-    scale: float = 1.0,
+    scale: float,
     *,
-    batch_size: int = 32,
-    loss: str = "ce",
-    device: torch.device | None = None,
-    precision: str = "fp32",
+    batch_size: int,
+    loss: str,
+    device: torch.device | None,
+    precision: str,
 ) -> None:
     """Add ``scale *`` (gradient of the mean objective over ``data``) to ``.grad`` of the model.
 
@@ -137,10 +137,10 @@ def mean_gradient(
     model: torch.nn.Module,
     data: TokenSet,
     *,
-    batch_size: int = 32,
-    loss: str = "ce",
-    device: torch.device | None = None,
-    precision: str = "fp32",
+    batch_size: int,
+    loss: str,
+    device: torch.device | None,
+    precision: str,
 ) -> list[list[torch.Tensor]]:
     """Mean gradient of the forgetting objective over ``data``, per block: ``grads[l - 1][k]``."""
     with block_gradients_only(model) as blocks:
@@ -155,7 +155,7 @@ def _grad(p: torch.nn.Parameter) -> torch.Tensor:
     return p.grad if p.grad is not None else torch.zeros_like(p)
 
 
-def block_norm(grads: Sequence[torch.Tensor], norm: str = "l1") -> float:
+def block_norm(grads: Sequence[torch.Tensor], norm: str) -> float:
     """L1 or L2 norm over all tensors of one block, accumulated in float64."""
     if norm == "l1":
         return float(sum(torch.linalg.vector_norm(g, ord=1, dtype=torch.float64).item() for g in grads))
@@ -169,11 +169,11 @@ def block_values(
     memorised: TokenSet,
     clean: TokenSet | None,
     *,
-    loss: str = "ce",
-    norm: str = "l1",
-    batch_size: int = 32,
-    device: torch.device | None = None,
-    precision: str = "fp32",
+    loss: str,
+    norm: str,
+    batch_size: int,
+    device: torch.device | None,
+    precision: str,
 ) -> np.ndarray:
     """Per-block norm ``[L]`` of (mean memorised gradient - mean clean gradient).
 
@@ -204,40 +204,37 @@ def forgetting_gradients(
     frozen: torch.nn.Module | None,
     data: TokenSet,
     memorised: np.ndarray,
+    settings: GradientsSettings,
+    device: torch.device | None,
     clean: np.ndarray | None = None,
-    *,
-    loss: str = "ce",
-    norm: str = "l1",
-    subtract_clean: bool = True,
-    divide_frozen: bool = True,
-    batch_size: int = 32,
-    seed: int = 0,
-    device: torch.device | None = None,
-    precision: str = "fp32",
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Per-layer raw table and weights (sum 1) for the model and its frozen baseline.
 
     ``data`` holds the training examples with their training labels; ``memorised`` is a boolean
     mask over it (the memorised set) and ``clean`` the mask of candidates for the clean draw
-    (default: ``~memorised``). ``frozen`` may be None only with ``divide_frozen=False``.
+    (default: ``~memorised``). ``settings`` gives the objective, the norm, the two corrections,
+    the batch size, the precision and, in ``seed``, the seed of the clean draw. ``device`` is
+    where the inputs go (None: the model's device). ``frozen`` may be None only without
+    ``divide_frozen``.
     """
+    loss, norm, subtract_clean, divide_frozen = settings.loss, settings.norm, settings.subtract_clean, settings.divide_frozen
     if loss not in LOSSES:
         raise ValueError(f"unknown gradients loss {loss!r}; expected one of {LOSSES}")
     if norm not in NORMS:
         raise ValueError(f"unknown gradients norm {norm!r}; expected one of {NORMS}")
     if divide_frozen and frozen is None:
-        raise ValueError("divide_frozen=True needs the frozen model")
+        raise ValueError("divide_frozen needs the frozen model")
     memorised = np.asarray(memorised, dtype=bool)
     clean_mask = ~memorised if clean is None else np.asarray(clean, dtype=bool) & ~memorised
     mem_idx = np.flatnonzero(memorised)
-    clean_idx = draw_clean(clean_mask, len(mem_idx), seed) if subtract_clean else np.array([], dtype=np.int64)
+    clean_idx = draw_clean(clean_mask, len(mem_idx), settings.seed) if subtract_clean else np.array([], dtype=np.int64)
     mem_set = data.subset(mem_idx)
     clean_set = data.subset(clean_idx) if subtract_clean else None
     log.info(
         "forgetting gradients: %d memorised, %d clean examples; loss=%s norm=%s subtract_clean=%s divide_frozen=%s",
         len(mem_idx), len(clean_idx), loss, norm, subtract_clean, divide_frozen,
     )
-    kwargs = dict(loss=loss, norm=norm, batch_size=batch_size, device=device, precision=precision)
+    kwargs = dict(loss=loss, norm=norm, batch_size=settings.batch_size, device=device, precision=settings.precision)
     noisy_values = block_values(model, mem_set, clean_set, **kwargs)
     L = len(noisy_values)
     if divide_frozen:
@@ -291,21 +288,7 @@ def run_gradients(
     device, job = start_job(s, examples_path, tokens_path, memorised)
     model = load_classifier(model_dir).to(device)
     frozen = load_classifier(frozen_dir).to(device) if s.divide_frozen else None
-    raw, weights = forgetting_gradients(
-        model,
-        frozen,
-        job.train,
-        job.memorised,
-        job.clean,
-        loss=s.loss,
-        norm=s.norm,
-        subtract_clean=s.subtract_clean,
-        divide_frozen=s.divide_frozen,
-        batch_size=s.batch_size,
-        seed=s.seed,
-        device=device,
-        precision=s.precision,
-    )
+    raw, weights = forgetting_gradients(model, frozen, job.train, job.memorised, s, device, job.clean)
     meta = provenance(
         "gradients",
         s,

@@ -33,13 +33,13 @@ def pooled_states(
     model: torch.nn.Module,
     data: TokenSet,
     batch_size: int,
-    device: torch.device | str | None = None,
-    precision: str = "fp32",
+    device: torch.device | str | None,
+    precision: str,
 ) -> np.ndarray:
     """Pooled hidden states ``[N, L+1, d]`` (float32) of every example of ``data``, in its order.
 
     One forward per length-sorted batch (eval mode, no grad); the model's train/eval mode is
-    restored afterwards. ``device`` is where the inputs go (default: the model's device); the
+    restored afterwards. ``device`` is where the inputs go (None: the model's device); the
     model itself is not moved.
     """
     access = block_access(model)

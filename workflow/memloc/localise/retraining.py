@@ -161,7 +161,7 @@ def _cache_device(nbytes: int, device: torch.device) -> torch.device:
 
 @torch.no_grad()
 def compute_prefix_cache(
-    access: BlockAccess, start: int, data: TokenSet, batch_size: int, device: torch.device, precision: str = "fp32"
+    access: BlockAccess, start: int, data: TokenSet, batch_size: int, device: torch.device, precision: str
 ) -> PrefixCache:
     """Run the embeddings and blocks ``1..start-1`` once (eval mode) over every example of ``data``."""
     was_training = access.model.training
@@ -254,7 +254,7 @@ def accuracy_at(
     positions: np.ndarray,
     batch_size: int,
     device: torch.device,
-    precision: str = "fp32",
+    precision: str,
     cache: PrefixCache | None = None,
 ) -> float:
     """Eval-mode accuracy on ``data`` at ``positions`` against ``data.labels``."""

@@ -104,18 +104,17 @@ def swap_windows(
     twin_model,
     data: TokenSet,
     memorised: np.ndarray,
-    max_window: int | None = None,
-    batch_size: int = 64,
-    device: torch.device | str = "cpu",
-    precision: str = "fp32",
+    settings: SwappingSettings,
+    device: torch.device | str,
     clean: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, dict]:
-    """Swap every window (up to ``max_window`` blocks) and score it on ``data``.
+    """Swap every window (up to ``settings.max_window`` blocks) and score it on ``data``.
 
     ``data`` holds the examples with their perturbed training labels; ``memorised`` (bool mask
     over ``data``) marks the memorised ones and ``clean`` (default: the rest) the clean ones.
     Returns the raw table (one row per window, columns :data:`RAW_COLUMNS`) and the unswapped
-    model's accuracies.
+    model's accuracies. Batches hold ``settings.eval_batch_size`` examples and run in
+    ``settings.precision``.
     """
     device = torch.device(device)
     memorised = np.asarray(memorised, dtype=bool)
@@ -129,7 +128,7 @@ def swap_windows(
     noisy_model.eval().to(device)
     twin_model.eval().to(device)
     L = noisy.num_layers
-    wins = windows(L, max_window)
+    wins = windows(L, settings.max_window)
     keep = np.flatnonzero(memorised | clean)
     data, memorised, clean = data.subset(keep), memorised[keep], clean[keep]
 
@@ -137,7 +136,7 @@ def swap_windows(
     right_mem = np.zeros(len(wins), dtype=np.int64)
     right_clean = np.zeros(len(wins), dtype=np.int64)
     base_mem = base_clean = 0
-    batches = eval_batches(data.lengths, batch_size)
+    batches = eval_batches(data.lengths, settings.eval_batch_size)
     t0 = time.perf_counter()
     every = max(1, len(batches) // 10)
     for b, idx in enumerate(batches):
@@ -145,7 +144,7 @@ def swap_windows(
         labels = batch["labels"].to(device)
         m = torch.from_numpy(memorised[idx]).to(device)
         c = torch.from_numpy(clean[idx]).to(device)
-        with autocast(device, precision):
+        with autocast(device, settings.precision):
             logits, base = swapped_logits(noisy, twin, model_inputs(batch, device), wins)
         ok = base.argmax(-1) == labels
         base_mem += int((ok & m).sum())
@@ -209,17 +208,7 @@ def run_swapping(
         "swapping %s <- %s: %d blocks, %d windows, %d memorised / %d clean training examples, device %s",
         model_dir, twin_dir, L, len(windows(L, settings.max_window)), int(job.memorised.sum()), int(job.clean.sum()), device,
     )
-    raw, unswapped = swap_windows(
-        noisy,
-        twin,
-        job.train,
-        job.memorised,
-        max_window=settings.max_window,
-        batch_size=settings.eval_batch_size,
-        device=device,
-        precision=settings.precision,
-        clean=job.clean,
-    )
+    raw, unswapped = swap_windows(noisy, twin, job.train, job.memorised, settings, device, job.clean)
     weights = weights_frame(window_weights(raw, L), TECHNIQUE)
     log.info(
         "unswapped: memorised acc %.4f, clean acc %.4f; weights %s",

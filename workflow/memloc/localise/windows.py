@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 
-def windows(num_layers: int, max_window: int | None = None) -> list[tuple[int, int]]:
-    """Every window ``(start, end)`` of at most ``max_window`` blocks, ordered by start, then size."""
+def windows(num_layers: int, max_window: int | None) -> list[tuple[int, int]]:
+    """Every window ``(start, end)`` of at most ``max_window`` blocks (None: any size), ordered by start, then size."""
     L = int(num_layers)
     if L < 1:
         raise ValueError(f"num_layers must be >= 1, got {num_layers}")
