@@ -39,7 +39,7 @@ rule all:
     """Everything the configuration asks for."""
     input:
         expand(results_path(paths.DATA), dataset=DATASETS),
-        expand(results_path(paths.PREDICTIONS), dataset=DATASETS, model=MODELS, variant=VARIANTS, seed=SEEDS),
+        model_targets(),
         counterfactual_targets(DATASETS, MODELS),
         localisation_targets(),
         control_targets(),

@@ -25,6 +25,7 @@ from memloc.control.accuracy import (
     top_k_credit,
 )
 from memloc.control.pairs import (
+    FROZEN_VARIANT,
     MODEL_VARIANT_PATTERN,
     VARIANT_PATTERN,
     all_adjacent_pairs,
@@ -32,6 +33,7 @@ from memloc.control.pairs import (
     default_pairs,
     is_control_variant,
     layers_from_config_json,
+    main_task_blocks,
     model_num_layers,
     parse_variant,
     target_pairs,
@@ -39,6 +41,7 @@ from memloc.control.pairs import (
     variant_name,
 )
 from memloc.errors import ConfigError
+from memloc.localise.baseline import baseline_seed, baseline_seeds, baseline_variant
 
 # --------------------------------------------------------------------------- pairs
 
@@ -111,6 +114,19 @@ def test_variant_names_round_trip():
     ]
 
 
+def test_control_frozen_is_a_trained_variant_without_pair_or_twin():
+    """The control baseline trains in control_finetune (VARIANT_PATTERN) but is no scored control model."""
+    assert FROZEN_VARIANT == "control-frozen"
+    assert re.fullmatch(VARIANT_PATTERN, FROZEN_VARIANT) and not re.fullmatch(MODEL_VARIANT_PATTERN, FROZEN_VARIANT)
+    assert not re.fullmatch(VARIANT_PATTERN, "frozen")  # train_finetune's variant stays apart
+    assert main_task_blocks(FROZEN_VARIANT) == (None, False)  # head only, noisy labels
+    assert main_task_blocks("control-6-7") == ((6, 7), False)
+    assert main_task_blocks("control-6-7-clean") == ((6, 7), True)
+    assert not is_control_variant(FROZEN_VARIANT)
+    with pytest.raises(ValueError, match="baseline"):
+        twin_of(FROZEN_VARIANT)
+
+
 def test_model_layers_from_config(tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "gpt2", "n_layer": 5}')
     assert layers_from_config_json(tmp_path) == 5
@@ -136,6 +152,31 @@ def test_config_block_and_references():
     cfg["control"]["auxiliary"] = "topic"
     with pytest.raises(ConfigError, match="did you mean 'topics'"):
         ccfg.check_control_config(cfg)
+
+
+def test_control_datasets_and_seeds_default_to_the_run_and_are_checked():
+    default = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+    cfg = mconf.validate({**default, "run": {"datasets": list(default["datasets"])[:1], "seeds": [1, 2, 3]}})
+    assert ccfg.control_datasets(cfg) == list(default["datasets"])[:1] and ccfg.control_seeds(cfg) == [1, 2, 3]
+    name = list(default["datasets"])[0]
+    cfg = mconf.validate({**default, "control": {"datasets": [name], "seeds": [1]}, "run": {"seeds": [1, 2, 3]}})
+    assert ccfg.control_datasets(cfg) == [name] and ccfg.control_seeds(cfg) == [1]
+    with pytest.raises(ConfigError, match=rf"control.datasets names '{name}x'.*did you mean '{name}'"):
+        mconf.validate({**default, "control": {"datasets": [name + "x"]}}, source="my.yaml")
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def test_baseline_variant_and_seed_follow_the_config():
+    cfg = {"control": {"baseline": "frozen"}, "localisation": {"baseline_seed": None}}
+    assert baseline_variant(cfg, "noisy") == "frozen" and baseline_variant(cfg, "control-6-7") == "frozen"
+    assert baseline_seed(cfg, 3) == 3 and baseline_seeds(cfg, [1, 2, 3]) == [1, 2, 3]
+    cfg = {"control": {"baseline": "control-frozen"}, "localisation": {"baseline_seed": 1}}
+    assert baseline_variant(cfg, "noisy") == "frozen"  # ordinary models keep the head-only model
+    assert baseline_variant(cfg, "control-6-7") == "control-frozen"
+    assert baseline_seed(cfg, 3) == 1 and baseline_seeds(cfg, [1, 2, 3]) == [1]
+    assert baseline_seeds(cfg, [2, 3]) == [1]  # the seed-1 baseline even when seed 1 is not run
 
 
 # --------------------------------------------------------------------------- acc@k
@@ -214,6 +255,17 @@ def test_not_learned_runs_are_reported_but_excluded():
     row = summary[(summary.technique == "swapping") & (summary.model == ALL)].iloc[0]
     assert row.acc_at_1 == 1.0 and row.n_learned == 1 and row.n_not_learned == 1 and row.n_runs == 2
     assert math.isnan(row.acc_at_1_low)  # one unit: no interval
+
+
+def test_learned_accuracy_zero_scores_every_control_model():
+    """The paper scores every control model; learned_accuracy 0 (a schema-valid value) does the same."""
+    default = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+    assert mconf.validate({**default, "control": {"learned_accuracy": 0}})["control"]["learned_accuracy"] == 0
+    frames = [(ids("probing", "control-3-4"), weights_table([0.1, 0.2, 0.3, 0.4]))]
+    table = control_accuracy_frames(frames, {("d1", "m", "control-3-4", 1, "final"): 0.0}, "final", learned_accuracy=0)
+    row = table.iloc[0]
+    assert row.learned and row.acc_at_1 == 1.0 and row.acc_at_2 == 1.0 and "not learned" not in row.note
+    assert summarise(table, bootstrap=0).iloc[0].n_not_learned == 0
 
 
 def test_summary_means_and_bootstrap_over_units():

@@ -206,3 +206,37 @@ def test_run_control_writes_finetune_outputs(tmp_path):
     assert {"example_id", "split", "label", "pred", "p_label", "correct", "checkpoint"} <= set(preds.columns)
     assert set(preds.checkpoint) == {"final", "memorised"}
     assert res.memorised_epoch in (1, 2)
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt2"])
+def test_control_frozen_main_step_changes_only_the_main_head(family):
+    """control-frozen (pair None): a main step leaves every block as it was, only the main head learns."""
+    cm = control_model(pair=None, family=family)
+    access = block_access(cm.main)
+    before = snapshot(cm.main)
+    one_step(cm, MAIN, toy_tokenset())
+    after = cm.main.state_dict()
+    for b in range(1, 5):
+        changed = [n for n in names_of(cm.main, access.block_parameters(b)) if not torch.equal(before[n], after[n])]
+        assert not changed, f"block {b} changed in a control-frozen main step: {changed}"
+    assert any(not torch.equal(before[n], after[n]) for n in names_of(cm.main, access.head_parameters()))
+    assert {id(p) for p in cm.main_parameters()} == {id(p) for p in access.head_parameters()}
+
+
+def test_run_control_frozen_baseline_trains_blocks_through_the_auxiliary_task_only(tmp_path):
+    """The control baseline: noisy labels, no target pair; its blocks move (the auxiliary task) while
+    a run without auxiliary examples would leave them pretrained."""
+    pretrained, paths = write_toy_inputs(tmp_path)
+    out = tmp_path / "models" / "toy" / "tiny" / "control-frozen" / "seed1"
+    settings_ = settings(epochs=2, learning_rate=1e-3, batch_size=8, eval_batch_size=32, device="cpu")
+    control = control_settings(auxiliary_learning_rate=5e-4)
+    run_control(*paths["main"], *paths["aux"], str(pretrained), "control-frozen", 1, settings_, control,
+                str(out), str(tmp_path / "work"))
+    info = json.loads((out / "final" / "memloc.json").read_text())
+    assert info["variant"] == "control-frozen" and info["control_pair"] == [] and info["trained_labels"] == "label"
+    model, ref = block_access(load_classifier(out / "final")), block_access(load_classifier(pretrained))
+    for b in range(1, 5):
+        moved = [not torch.equal(p, q) for p, q in zip(model.block_parameters(b), ref.block_parameters(b))]
+        assert any(moved), f"block {b} never changed: the auxiliary task must train every block"
+    trace = pd.read_parquet(out / "trace.parquet")
+    assert {"aux_train", "train_noisy"} <= set(trace.split)

@@ -14,6 +14,7 @@ from memloc import paths
 from memloc.control import config as control_cfg
 from memloc.control.pairs import VARIANT_PATTERN as CONTROL_VARIANT_PATTERN
 from memloc.errors import ConfigError
+from memloc.localise.baseline import baseline_seeds
 
 CONDA_ENV = "../../envs/memloc.yaml"
 
@@ -37,6 +38,8 @@ VARIANTS = config["run"]["variants"]
 LOC = config["localisation"]
 CF = config["counterfactual"]
 CONTROL = config["control"]
+CONTROL_DATASETS = control_cfg.control_datasets(config)
+CONTROL_SEEDS = control_cfg.control_seeds(config)
 STATS = config["stats"]
 # Techniques by what they produce: per-layer weights (M-CoG) and window tables (heatmaps).
 WEIGHT_TECHNIQUES = [t for t in LOC["techniques"] if t in ("swapping", "retraining", "gradients", "probing")]
@@ -110,6 +113,18 @@ def training_settings(wildcards):
     return mconf.model_spec(config, wildcards.model)["training"]
 
 
+def model_targets():
+    """Predictions of every run model of run.variants; `frozen`, the baseline (memloc.localise.baseline),
+    only for the seeds whose baseline it is (localisation.baseline_seed)."""
+    return [
+        results_path(paths.PREDICTIONS, dataset=d, model=m, variant=v, seed=s)
+        for d in DATASETS
+        for m in MODELS
+        for v in VARIANTS
+        for s in (baseline_seeds(config, SEEDS) if v == "frozen" else SEEDS)
+    ]
+
+
 def memorised_set_file(wildcards):
     """The memorised-set table of a (dataset, model): input for the localisation rules.
 
@@ -137,8 +152,9 @@ def control_variants(model=None):
 
 
 def control_runs():
-    """(dataset, model, variant, seed) of every control model the run scores (no twins)."""
-    return [(d, m, v, s) for d in DATASETS for m in MODELS for v in control_variants(m) for s in SEEDS]
+    """(dataset, model, variant, seed) of every control model the run scores (no twins):
+    control.datasets x run models x pairs x control.seeds."""
+    return [(d, m, v, s) for d in CONTROL_DATASETS for m in MODELS for v in control_variants(m) for s in CONTROL_SEEDS]
 
 
 def control_localisation_files(techniques, template=paths.LOCALISATION_WEIGHTS):

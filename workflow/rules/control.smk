@@ -2,8 +2,8 @@
 
 
 rule control_finetune:
-    """Train a control model: the main task updates only blocks i and j (and its head), a clean
-    auxiliary task with its own head updates every block."""
+    """Train a control model: the main task updates only blocks i and j (and its head; control-frozen,
+    the control baseline: the head only), a clean auxiliary task with its own head updates every block."""
     input:
         examples=results_path(paths.DATA),
         tokens=results_path(paths.TOKENS),
@@ -16,7 +16,7 @@ rule control_finetune:
         trace=ensure(results_path(paths.TRACE), non_empty=True),
         predictions=ensure(results_path(paths.PREDICTIONS), non_empty=True),
     wildcard_constraints:
-        # Disjoint from train_finetune's noisy|clean|frozen: each model directory has one rule.
+        # control-i-j[-clean] and control-frozen, disjoint from train_finetune's noisy|clean|frozen.
         variant=CONTROL_VARIANT_PATTERN,
     params:
         settings=training_settings,

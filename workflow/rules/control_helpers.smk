@@ -3,7 +3,9 @@
 # Control models: for each target pair (i, j) a model whose main task may only store its noisy
 # labels in blocks i and j (`control-i-j`) and its clean twin (`control-i-j-clean`, the swapping
 # donor); the localisation techniques run on them unchanged, and control_accuracy scores whether
-# each technique's top layers are i and j. The run list and the switch live in common.smk.
+# each technique's top layers are i and j. The run list (control.datasets x models x pairs x
+# control.seeds) and the switch live in common.smk; the baseline (control.baseline, e.g.
+# control-frozen) is pulled in by the gradients and probing jobs (localise_helpers.smk).
 
 
 def control_auxiliary(wildcards):

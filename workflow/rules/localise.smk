@@ -56,13 +56,13 @@ rule localise_retraining:
 
 
 rule localise_gradients:
-    """Per-block forgetting gradients at the memorised checkpoint, relative to the frozen model."""
+    """Per-block forgetting gradients at the memorised checkpoint, relative to the baseline (frozen) model."""
     input:
         examples=results_path(paths.DATA),
         tokens=results_path(paths.TOKENS),
         memorised=memorised_set_file,
         model=analysed_checkpoint(ckpt="memorised"),
-        frozen=analysed_checkpoint("frozen", ckpt="memorised"),
+        frozen=baseline_checkpoint(ckpt="memorised"),
     output:
         **localisation_outputs("gradients"),
     params:
@@ -89,7 +89,7 @@ rule localise_probing:
         tokens=results_path(paths.TOKENS),
         memorised=memorised_set_file,
         model=analysed_checkpoint(),
-        frozen=analysed_checkpoint("frozen"),
+        frozen=baseline_checkpoint(),
     output:
         **localisation_outputs("probing"),
     params:

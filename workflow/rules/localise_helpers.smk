@@ -4,6 +4,8 @@
 # its raw table and its per-layer weights (centroids: its events).
 
 from memloc.control.pairs import twin_of as _twin_of
+from memloc.localise.baseline import baseline_seed as _baseline_seed
+from memloc.localise.baseline import baseline_variant as _baseline_variant
 from memloc.localise.settings import technique_params
 
 
@@ -12,9 +14,22 @@ def technique_settings(technique):
     return lambda wildcards: technique_params(config, technique, wildcards.model, int(wildcards.seed))
 
 
-def analysed_checkpoint(variant=None, ckpt=LOC["checkpoint"]):
-    """The checkpoint a technique analyses, of the job's own model or of its `variant` (same data, model, seed)."""
-    return results_path(paths.CHECKPOINT, ckpt=ckpt, **({"variant": variant} if variant else {}))
+def analysed_checkpoint(ckpt=LOC["checkpoint"]):
+    """The checkpoint a technique analyses of the job's own model."""
+    return results_path(paths.CHECKPOINT, ckpt=ckpt)
+
+
+def baseline_checkpoint(ckpt=LOC["checkpoint"]):
+    """The baseline's checkpoint (gradients, probing): same data and model; variant and seed
+    from memloc.localise.baseline (localisation.baseline_seed, control.baseline)."""
+    return lambda wildcards: results_path(
+        paths.CHECKPOINT,
+        dataset=wildcards.dataset,
+        model=wildcards.model,
+        variant=_baseline_variant(config, wildcards.variant),
+        seed=_baseline_seed(config, int(wildcards.seed)),
+        ckpt=ckpt,
+    )
 
 
 def twin_checkpoint(wildcards):

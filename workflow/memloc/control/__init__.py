@@ -1,7 +1,8 @@
 """Control models and control accuracy (docs/protocol.md §7): memorisation forced into known blocks.
 
-* :mod:`memloc.control.pairs` -- target block pairs scaled to L, variant names ``control-i-j``
-  and their clean twins ``control-i-j-clean``, the number of blocks of a configured model;
+* :mod:`memloc.control.pairs` -- target block pairs scaled to L, variant names ``control-i-j``,
+  their clean twins ``control-i-j-clean`` and the baseline ``control-frozen``, the number of
+  blocks of a configured model;
 * :mod:`memloc.control.multitask` -- the two-task control model (main task: blocks i, j and its
   head; auxiliary task: every block and its own head) and the training job;
 * :mod:`memloc.control.accuracy` -- acc@1 / acc@2 per technique and run, summaries;

@@ -20,18 +20,39 @@ TRAINING_KEYS = ("auxiliary_learning_rate", "auxiliary_max_train_examples", "epo
 def check_control_config(cfg: dict, source: str = "config") -> None:
     """Dangling references in the ``control`` block (the schema cannot see them)."""
     block = cfg["control"]
-    aux = block["auxiliary"]
-    if aux is not None and aux not in cfg.get("datasets", {}):
-        defined = sorted(cfg.get("datasets", {}))
-        close = difflib.get_close_matches(str(aux), defined, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ConfigError(
-            f"{source}: control.auxiliary names '{aux}', which is not defined under datasets{hint}. "
-            f"Defined: {', '.join(defined)}."
-        )
+    if block["auxiliary"] is not None:
+        _check_dataset(cfg, block["auxiliary"], "control.auxiliary", source)
+    for name in block["datasets"] or ():
+        _check_dataset(cfg, name, "control.datasets", source)
     pairs = block["pairs"]
     if not isinstance(pairs, str):
         target_pairs(10**6, pairs)  # syntax only; the depth is checked per model
+
+
+def _check_dataset(cfg: dict, name: str, key: str, source: str) -> None:
+    """``name`` (the value of ``key``) must be a key of ``datasets``."""
+    if name in cfg.get("datasets", {}):
+        return
+    defined = sorted(cfg.get("datasets", {}))
+    close = difflib.get_close_matches(str(name), defined, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise ConfigError(
+        f"{source}: {key} names '{name}', which is not defined under datasets{hint}. Defined: {', '.join(defined)}."
+    )
+
+
+def control_datasets(cfg: dict) -> list[str]:
+    """The data sets that get control models (``control.datasets``; null: the run's data sets)."""
+    from memloc.config import run_datasets  # memloc.config imports this module
+
+    names = cfg["control"]["datasets"]
+    return run_datasets(cfg) if names is None else list(names)
+
+
+def control_seeds(cfg: dict) -> list[int]:
+    """The training seeds of the control models (``control.seeds``; null: the run's seeds)."""
+    seeds = cfg["control"]["seeds"]
+    return list(cfg["run"]["seeds"] if seeds is None else seeds)
 
 
 def auxiliary_dataset(cfg: dict, dataset: str) -> str:

@@ -4,7 +4,8 @@ A control model is two classifiers over ONE stack of transformer blocks:
 
 * the **main** classifier (the model every technique later analyses) trains on the main data
   set's noisy labels (``label``; the clean twin ``control-i-j-clean`` on ``label_orig``), and its
-  steps update only blocks ``i`` and ``j`` and the main head;
+  steps update only blocks ``i`` and ``j`` and the main head (``control-frozen``, the control
+  models' baseline: the main head only);
 * the **auxiliary** classifier, a second ``AutoModelForSequenceClassification`` loaded from the same
   pretrained weights with its own head and the auxiliary data set's number of classes, whose
   block list is replaced by the main model's (the very same modules), trains on the auxiliary
@@ -39,7 +40,7 @@ import pandas as pd
 import torch
 
 from memloc import __version__
-from memloc.control.pairs import parse_variant
+from memloc.control.pairs import main_task_blocks
 from memloc.device import select_device, set_determinism
 from memloc.errors import DataError, ModelError
 from memloc.io import atomic_dir, write_parquet
@@ -105,31 +106,34 @@ def share_blocks(main, aux) -> None:
 
 
 class ControlModel:
-    """A main and an auxiliary classifier sharing their blocks; the main task trains ``pair`` only.
+    """A main and an auxiliary classifier sharing their blocks; the main task trains ``pair`` only
+    (``None``: no block, the main head alone).
 
     Build it from two classifiers loaded from the same pretrained weights (the auxiliary one with
     its own number of labels); the auxiliary model's own blocks are replaced by the main model's.
     """
 
-    def __init__(self, main, aux, pair: tuple[int, int]):
+    def __init__(self, main, aux, pair: tuple[int, int] | None):
         share_blocks(main, aux)
         self.main, self.aux = main, aux
         self.main_access: BlockAccess = block_access(main)
         self.aux_access: BlockAccess = block_access(aux)
         L = self.main_access.num_layers
-        i, j = int(pair[0]), int(pair[1])
-        if not 1 <= i < j <= L:
-            raise ModelError(f"control pair {i}-{j} outside the model's blocks 1..{L} (need i < j)")
-        self.pair = (i, j)
+        if pair is not None:
+            i, j = int(pair[0]), int(pair[1])
+            if not 1 <= i < j <= L:
+                raise ModelError(f"control pair {i}-{j} outside the model's blocks 1..{L} (need i < j)")
+            pair = (i, j)
+        self.pair = pair
 
     @property
     def num_layers(self) -> int:
         return self.main_access.num_layers
 
     def main_parameters(self) -> list[torch.nn.Parameter]:
-        """What a main-task step updates: blocks i and j and the main head."""
-        i, j = self.pair
-        return self.main_access.block_parameters(i) + self.main_access.block_parameters(j) + self.main_access.head_parameters()
+        """What a main-task step updates: blocks i and j (none without a pair) and the main head."""
+        blocks = [p for b in (self.pair or ()) for p in self.main_access.block_parameters(b)]
+        return blocks + self.main_access.head_parameters()
 
     def aux_parameters(self) -> list[torch.nn.Parameter]:
         """What an auxiliary step updates: every (shared) block and the auxiliary head."""
@@ -192,7 +196,9 @@ class ControlModel:
                 own[name].copy_(value.to(own[name].device))
 
 
-def load_control_model(pretrained_dir: str | Path, n_main: int, n_aux: int, pair: tuple[int, int], seed: int) -> ControlModel:
+def load_control_model(
+    pretrained_dir: str | Path, n_main: int, n_aux: int, pair: tuple[int, int] | None, seed: int
+) -> ControlModel:
     """Main classifier (head seeded exactly like ``finetune``'s) plus an auxiliary one, sharing blocks."""
     main = load_classifier(pretrained_dir, num_labels=n_main, seed=seed)
     aux = load_classifier(pretrained_dir, num_labels=n_aux, seed=seed + _AUX_INIT_OFFSET)
@@ -323,9 +329,10 @@ def run_control(
     work_dir: str,
     provenance: dict | None = None,
 ) -> FitResult:
-    """Train one control model (``control-i-j`` or its twin ``control-i-j-clean``) and write the
-    outputs of ``finetune``: ``final/``, ``memorised/``, ``trace.parquet``, ``predictions.parquet``."""
-    i, j, clean = parse_variant(variant)
+    """Train one control model (``control-i-j``, its twin ``control-i-j-clean`` or the baseline
+    ``control-frozen``) and write the outputs of ``finetune``: ``final/``, ``memorised/``,
+    ``trace.parquet``, ``predictions.parquet``."""
+    pair, clean = main_task_blocks(variant)
     out_dir, work_dir = Path(out_dir), Path(work_dir)
     settings = control.main_settings(settings)
     if not settings.freeze_embeddings:
@@ -347,12 +354,13 @@ def run_control(
 
     set_determinism(seed, settings.deterministic)
     device = select_device(settings.device)
-    cm = load_control_model(pretrained_dir, n_main, n_aux, (i, j), seed)
+    cm = load_control_model(pretrained_dir, n_main, n_aux, pair, seed)
     torch.manual_seed(seed)  # dropout stream independent of how many heads were initialised
     log.info(
-        "control %s (blocks %d and %d, trained on %s) seed=%d: main %s with %d train examples, %d classes; "
+        "control %s (main task trains %s, on %s) seed=%d: main %s with %d train examples, %d classes; "
         "auxiliary %s with %d train examples, %d classes, lr %.3g; device %s",
-        variant, i, j, label_col, seed, examples_path, len(sets["train"]), n_main,
+        variant, f"blocks {pair[0]} and {pair[1]}" if pair else "the head only", label_col, seed, examples_path,
+        len(sets["train"]), n_main,
         aux_examples_path, len(aux_train), n_aux, control.auxiliary_learning_rate, device,
     )
     noisy_mask = is_noisy["train"]
@@ -366,7 +374,7 @@ def run_control(
     info = {
         "variant": variant,
         "seed": seed,
-        "control_pair": [i, j],
+        "control_pair": list(pair or ()),
         "control_clean_twin": clean,
         "trained_labels": label_col,
         "auxiliary_examples": str(aux_examples_path),

@@ -2,7 +2,8 @@
 
 A control model ``control-i-j`` memorises its noisy labels in blocks ``i`` and ``j`` only (1-based,
 ``i < j``); its clean twin ``control-i-j-clean`` trains the same way on the original labels and is
-the donor for layer swapping.
+the donor for layer swapping. ``control-frozen`` is the control models' own baseline (``control.baseline``):
+its main task trains the head only while the auxiliary task trains every block, as in a control model.
 
 Pair sets, scaled to the number of blocks L:
 
@@ -33,9 +34,11 @@ PREFIX = "control"
 CLEAN_SUFFIX = "clean"
 PAIR_SETS = ("default", "all_adjacent")
 
-#: Regular expression of every control variant name (control models and their clean twins),
-#: usable as a Snakemake wildcard constraint.
-VARIANT_PATTERN = r"control-[1-9]\d*-[1-9]\d*(?:-clean)?"
+#: The control baseline variant: main task head only, auxiliary task every block.
+FROZEN_VARIANT = f"{PREFIX}-frozen"
+#: Regular expression of every variant the control training job trains (control models, their
+#: clean twins and the control baseline), usable as a Snakemake wildcard constraint.
+VARIANT_PATTERN = r"control-[1-9]\d*-[1-9]\d*(?:-clean)?|control-frozen"
 #: Only the control models themselves (no twins).
 MODEL_VARIANT_PATTERN = r"control-[1-9]\d*-[1-9]\d*"
 
@@ -117,6 +120,15 @@ def parse_variant(name: str) -> tuple[int, int, bool]:
     return i, j, bool(m.group(3))
 
 
+def main_task_blocks(variant: str) -> tuple[Pair | None, bool]:
+    """What the main task of a control-training variant trains: ``(pair, clean)`` for
+    ``control-i-j[-clean]``, ``(None, False)`` for ``control-frozen`` (head only, noisy labels)."""
+    if variant == FROZEN_VARIANT:
+        return None, False
+    i, j, clean = parse_variant(variant)
+    return (i, j), clean
+
+
 def is_control_variant(name: str) -> bool:
     try:
         parse_variant(name)
@@ -127,7 +139,9 @@ def is_control_variant(name: str) -> bool:
 
 def twin_of(variant: str) -> str:
     """The clean donor of a variant: ``clean`` for ``noisy`` (and any non-control variant),
-    ``control-i-j-clean`` for ``control-i-j``. A twin has no twin of its own."""
+    ``control-i-j-clean`` for ``control-i-j``. A twin and ``control-frozen`` have none."""
+    if variant == FROZEN_VARIANT:
+        raise ValueError(f"{variant} is the control baseline; it has no donor")
     if not is_control_variant(variant):
         return "clean"
     i, j, clean = parse_variant(variant)
