@@ -45,6 +45,7 @@ PLOTS = {
     "weights": lambda t, s: F.plot_layer_weights(t["layer_weights"], s, families={"movies": "sentiment"}),
     "probing": lambda t, s: F.plot_probing(t["probing"], s),
     "centroids": lambda t, s: F.plot_centroids(t["centroids"], s, events=t["centroid_events"]),
+    "centroid_events": lambda t, s: F.plot_centroid_events(t["centroid_events"], s),
     "mcog": lambda t, s: F.plot_mcog(t["mcog"], s),
     "agreement": lambda t, s: F.plot_agreement(t["statistics"], s, between="technique"),
     "agreement_models": lambda t, s: F.plot_agreement(t["statistics"], s, between="model"),
@@ -108,3 +109,38 @@ def test_one_pair_figures_say_what_they_need(single, monkeypatch, tmp_path):
     assert "needs at least 2 models" in models and "run.models" in models
     gen = drawn_text(monkeypatch, lambda: F.plot_generalisation(single["mcog"], single["counterfactual"], tmp_path / "g"))
     assert "needs at least 3 data sets; this run has 1" in gen and "config/paper.yaml" in gen
+
+
+def test_centroid_events_figure(monkeypatch, tmp_path):
+    """One point per (data set, model) at its seed-mean crossing and initiation, a pooled run's
+    pooled row in place of its pairs; with one data set the figure says it needs three."""
+    import numpy as np
+    import pandas as pd
+
+    def run(dataset, model, seed, crossing, pooled=None):
+        rows = [dict(scope="pair", crossing_layer=c, initiation_layer=c + 1.0) for c in crossing]
+        rows.append(dict(scope="mean", crossing_layer=99.0, initiation_layer=99.0))
+        if pooled is not None:
+            rows.append(dict(scope="pooled", crossing_layer=pooled, initiation_layer=pooled - 1.0))
+        return pd.DataFrame(rows).assign(dataset=dataset, model=model, variant="noisy", seed=seed)
+
+    ev = pd.concat([run("a", "m1", 1, [2.0, 4.0]), run("a", "m1", 2, [4.0, np.nan]),
+                    run("b", "m1", 1, [1.0, 1.0], pooled=6.0), run("a", "m2", 1, [5.0])], ignore_index=True)
+    from memloc.figures.centroid_events import mean_events
+
+    points = mean_events(ev).set_index(["dataset", "model"])
+    assert points.loc[("a", "m1"), "crossing_layer"] == 3.5  # seed 1: 3, seed 2: 4 (the NaN pair left out)
+    assert points.loc[("b", "m1"), "crossing_layer"] == 6.0 and points.loc[("b", "m1"), "initiation_layer"] == 5.0
+    drawn = []
+    monkeypatch.setattr(style, "save", lambda fig, stem: drawn.append(fig))
+    F.plot_centroid_events(ev, tmp_path / "e")
+    (fig,) = drawn
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert titles == ["all models (mean)", "m1", "m2"]
+    m1 = fig.axes[1]
+    xy = {(line.get_xdata()[0], line.get_ydata()[0]) for line in m1.lines if line.get_marker() not in (None, "None", "")}
+    assert xy == {(3.5, 4.5), (6.0, 5.0)}
+    text = drawn_text(monkeypatch, lambda: F.plot_centroid_events(ev, tmp_path / "f"))
+    assert "needs at least 3 data sets; this run has 2" in text
+    three = pd.concat([ev, run("c", "m1", 1, [2.0])], ignore_index=True)
+    assert "needs at least" not in drawn_text(monkeypatch, lambda: F.plot_centroid_events(three, tmp_path / "g"))

@@ -43,7 +43,8 @@ def test_schema_defaults_are_the_former_code_defaults(default_config):
                                 "batch_size": 32, "seed": 0}
     assert loc["probing"] == {"seeds": [1, 2, 3, 4, 5], "hidden_size": 128, "dropout": 0.1, "learning_rate": 2e-4,
                               "weight_decay": 1e-5, "epochs": 30, "batch_size": 32}
-    assert loc["centroids"] == {"max_pairs": None}
+    assert loc["centroids"] == {"max_pairs": None, "layers": "with_embeddings", "pooling": "per_pair",
+                                "crossing": "first_below"}
 
 
 def test_missing_and_unknown_keys_are_named(default_config):

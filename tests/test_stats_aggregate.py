@@ -13,6 +13,7 @@ from memloc.stats.collect import (
     collect_heatmaps,
     collect_layer_weights,
     collect_probing,
+    event_rows,
     heatmap_layer_weights,
     heatmap_matrix,
     parse_run_path,
@@ -170,6 +171,29 @@ def test_event_layers():
     ev = event_layers(lw).set_index("dataset")
     assert ev.loc["d", "event_layer"] == 2
     assert np.isnan(ev.loc["e", "event_layer"])
+
+
+def test_collect_pooled_centroids(tmp_path):
+    """A run that pooled its class pairs is summarised by its pooled rows, not the mean over pairs."""
+    pair = [dict(scope="pair", class_a=a, class_b=1 - a, layer=l, group=g, n=4, mean=v + a, p12_5=0.0, p87_5=1.0)
+            for a in (0, 1) for l in (0, 1) for g, v in (("clean_a", 0.0), ("noisy", 0.5), ("clean_b", 1.0))
+            if not (a == 1 and g == "noisy")]  # pair 1 -> 0 has no memorised examples
+    pooled = [dict(scope="pooled", class_a=None, class_b=None, layer=l, group=g, n=8, mean=m, p12_5=-0.1, p87_5=0.9)
+              for l in (0, 1) for g, m in (("clean_a", 0.25), ("noisy", 0.7), ("clean_b", 0.75))]
+    cent = pd.DataFrame(pair + pooled).astype({"class_a": "Int64", "class_b": "Int64"})
+    c = collect_centroids([write(cent, tmp_path / "localisation/centroids/d/m/noisy/seed1.parquet")])
+    c = c.set_index(["layer", "group"])
+    assert c.loc[(1, "noisy"), "mean"] == 0.7 and c.loc[(1, "noisy"), "p12_5"] == -0.1  # not mean(0.5) over pairs
+    assert c.loc[(1, "noisy"), "n_pairs"] == 1 and c.loc[(1, "clean_a"), "n_pairs"] == 2
+    assert len(c) == 6
+
+
+def test_event_rows_pooled_row_per_run():
+    ev = pd.DataFrame(dict(dataset="d", model="m", variant="noisy", seed=[1, 1, 1, 1, 2, 2, 2],
+                           scope=["pair", "pair", "mean", "pooled", "pair", "pair", "mean"],
+                           crossing_layer=[1.0, 2.0, 1.5, 3.0, 4.0, 5.0, 4.5]))
+    assert event_rows(ev)["crossing_layer"].tolist() == [3.0, 4.0, 5.0]  # seed 1 pooled, seed 2 per pair
+    assert event_rows(ev.drop(columns="scope")).equals(ev.drop(columns="scope"))  # no scope: per-pair rows
 
 
 def test_collect_probing_centroids_counterfactual(tmp_path):

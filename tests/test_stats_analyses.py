@@ -201,6 +201,21 @@ def test_generalisation_centroid_crossing_uses_pair_rows():
     assert cross.tolist() == [3.0]  # pairs 2 and 4; the never-crossing pair and the mean row left out
 
 
+def test_generalisation_centroid_crossing_uses_pooled_rows():
+    """A run that pooled its pairs (localisation.centroids.pooling: pooled) gives its pooled
+    crossing; a run of the same table without a pooled row still gives its pairs'."""
+    from memloc.stats.generalisation import measures
+
+    ev = pd.DataFrame(
+        dict(dataset=["d"] * 4 + ["e"] * 2, model="m", variant="noisy", seed=[1, 1, 1, 1, 1, 1],
+             scope=["pair", "pair", "mean", "pooled", "pair", "mean"], class_a=[0, 1, None, None, 0, None],
+             class_b=[1, 0, None, None, 1, None], crossing_layer=[2.0, 4.0, 3.0, 5.0, 7.0, 7.0], initiation_layer=np.nan)
+    )
+    m = measures(mcog_rows([("swapping", "d", "m", 5.0), ("swapping", "e", "m", 5.0)]), None, ev)
+    cross = m[m["measure"] == "centroid_crossing"].set_index("dataset")["value"]
+    assert cross.to_dict() == {"d": 5.0, "e": 7.0}
+
+
 def test_mixed_model_falls_back_without_model_variance():
     """No random-intercept variance: the mixed fit is singular or fails, and OLS with
     cluster-robust errors by model takes over."""

@@ -95,7 +95,7 @@ def test_rules_dry_run_and_tables(harness):
     dry = snakemake(harness, "-n", "all")
     assert dry.returncode == 0, dry.stderr + dry.stdout
     for rule in ("stats_layer_weights", "stats_mcog", "stats_statistics", "stats_heatmaps", "figure_heatmap", "figure_agreement",
-                 "figure_mcog", "figure_generalisation", "figure_centroids", "figure_probing"):
+                 "figure_mcog", "figure_generalisation", "figure_centroids", "figure_centroid_events", "figure_probing"):
         assert rule in dry.stdout, rule
     assert "figure_control" not in dry.stdout  # no control models configured
 

@@ -97,6 +97,29 @@ rule figure_centroids:
         "../scripts/figure_centroids.py"
 
 
+rule figure_centroid_events:
+    """Centroid crossing against classification initiation, one point per data set and model."""
+    input:
+        events=summary_table("centroid_events"),
+        code=figure_code("centroid_events"),
+    output:
+        pdf=_CENTROID_EVENTS_OUT["pdf"],
+        png=_CENTROID_EVENTS_OUT["png"],
+    params:
+        datasets=DATASETS,
+    log:
+        job_log("figure_centroid_events"),
+    benchmark:
+        job_benchmark("figure_centroid_events")
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=mem_mb_growing(2000),
+        runtime=runtime_growing(10),
+    script:
+        "../scripts/figure_centroid_events.py"
+
+
 rule figure_mcog:
     """M-CoG per data set and technique with intervals."""
     input:

@@ -35,7 +35,7 @@ def figure_stems():
     if "probing" in LOC["techniques"]:
         stems.append("probing_f1")
     if "centroids" in LOC["techniques"]:
-        stems.append("centroid_trajectories")
+        stems += ["centroid_trajectories", "centroid_crossing_initiation"]
     if CONTROL["enabled"]:
         stems.append("control_accuracy")
     if STATS["counterfactual"] and WEIGHT_TECHNIQUES:
@@ -64,6 +64,7 @@ _AGREEMENT_OUT = figure_outputs(
 _WEIGHTS_OUT = figure_outputs("layer_weights", "figure_layer_weights", "Localisation")
 _PROBING_OUT = figure_outputs("probing_f1", "figure_probing", "Localisation")
 _CENTROIDS_OUT = figure_outputs("centroid_trajectories", "figure_centroids", "Localisation")
+_CENTROID_EVENTS_OUT = figure_outputs("centroid_crossing_initiation", "figure_centroid_events", "Localisation")
 _MCOG_OUT = figure_outputs("mcog", "figure_mcog", "M-CoG")
 _CONTROL_OUT = figure_outputs("control_accuracy", "figure_control", "Control")
 _GENERALISATION_OUT = figure_outputs("mcog_generalisation", "figure_generalisation", "M-CoG")

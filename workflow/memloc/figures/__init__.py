@@ -3,6 +3,7 @@
 
 from memloc.figures import style
 from memloc.figures.agreement import plot_agreement
+from memloc.figures.centroid_events import plot_centroid_events
 from memloc.figures.centroids import plot_centroids
 from memloc.figures.control import plot_control
 from memloc.figures.generalisation import plot_generalisation
@@ -13,6 +14,7 @@ from memloc.figures.weights import plot_layer_weights
 
 __all__ = [
     "plot_agreement",
+    "plot_centroid_events",
     "plot_centroids",
     "plot_control",
     "plot_generalisation",

@@ -5,14 +5,16 @@ from __future__ import annotations
 import pandas as pd
 
 from memloc.figures import style
+from memloc.stats.collect import event_rows
 
 GROUP_LABELS = {"clean_a": "clean, class a", "noisy": "noisy (label a, originally b)", "clean_b": "clean, class b"}
 
 
 def plot_centroids(centroids: pd.DataFrame, stem, events: pd.DataFrame | None = None, datasets=None, variant: str = "noisy"):
     """One panel per (data set, model): position on the a->b centroid line (0 = a, 1 = b), mean
-    over class pairs and seeds, with the 12.5-87.5 percentile band; the dotted vertical line is
-    the mean crossing layer when ``events`` is given. ``centroids`` is ``summary/centroids.parquet``."""
+    over class pairs (or pooled over them) and seeds, with the 12.5-87.5 percentile band; the
+    dotted vertical line is the mean crossing layer (:func:`~memloc.stats.collect.event_rows`)
+    when ``events`` is given. ``centroids`` is ``summary/centroids.parquet``."""
     from matplotlib.lines import Line2D
 
     style.apply()
@@ -36,8 +38,7 @@ def plot_centroids(centroids: pd.DataFrame, stem, events: pd.DataFrame | None = 
         if events is not None and len(events):
             ev = events[(events["dataset"] == dataset) & (events["model"] == model)]
             ev = style.of_variant(ev, variant)
-            if "scope" in ev:
-                ev = ev[ev["scope"] == "pair"]
+            ev = event_rows(ev)
             cross = pd.to_numeric(ev["crossing_layer"], errors="coerce")
             cross = cross[cross >= 0]
             if len(cross):

@@ -200,22 +200,34 @@ CENTROID_GROUPS = ["clean_a", "noisy", "clean_b"]
 
 
 def centroid_frames(items: Iterable[tuple[Mapping, pd.DataFrame]]) -> pd.DataFrame:
-    """Centroid projections averaged over class pairs: per run, layer and group the mean of
-    ``mean``, ``p12_5`` and ``p87_5`` (``n_pairs`` pairs contributed)."""
+    """Centroid projections per run, layer and group: the mean over class pairs of ``mean``,
+    ``p12_5`` and ``p87_5``, or, where the run pooled its pairs (rows of ``scope`` "pooled",
+    docs/protocol.md §6.8), the statistics of the pooled positions (``n_pairs`` pairs contributed)."""
     frames = []
     for ids, df in items:
-        agg = (
-            df.groupby(["layer", "group"], as_index=False)
-            .agg(
-                mean=("mean", "mean"),
-                p12_5=("p12_5", "mean"),
-                p87_5=("p87_5", "mean"),
-                n_pairs=("mean", "count"),
+        if "scope" in df.columns and (df["scope"] == "pooled").any():
+            agg = _pooled_centroids(df)
+        else:
+            agg = (
+                df.groupby(["layer", "group"], as_index=False)
+                .agg(
+                    mean=("mean", "mean"),
+                    p12_5=("p12_5", "mean"),
+                    p87_5=("p87_5", "mean"),
+                    n_pairs=("mean", "count"),
+                )
+                .astype({"layer": "int64", "n_pairs": "int64"})
             )
-            .astype({"layer": "int64", "n_pairs": "int64"})
-        )
         frames.append(_with_ids(agg, {k: ids[k] for k in ("dataset", "model", "variant", "seed")}))
     return _concat(frames, CENTROID_COLUMNS)[CENTROID_COLUMNS]
+
+
+def _pooled_centroids(df: pd.DataFrame) -> pd.DataFrame:
+    """The "pooled" rows of one run, with the number of its pairs behind each (layer, group)."""
+    keys = ["layer", "group"]
+    n_pairs = df[df["scope"] == "pair"].groupby(keys).size().rename("n_pairs").reset_index()
+    pooled = df.loc[df["scope"] == "pooled", [*keys, "mean", "p12_5", "p87_5"]].merge(n_pairs, on=keys, how="left")
+    return pooled.fillna({"n_pairs": 0}).astype({"layer": "int64", "n_pairs": "int64"}).sort_values(keys, ignore_index=True)
 
 
 def collect_centroids(paths: Iterable[PathLike]) -> pd.DataFrame:
@@ -224,8 +236,9 @@ def collect_centroids(paths: Iterable[PathLike]) -> pd.DataFrame:
 
 
 def centroid_event_frames(items: Iterable[tuple[Mapping, pd.DataFrame]]) -> pd.DataFrame:
-    """Centroid events with identifiers; ``scope`` is "pair" (one class pair) or "mean" (the
-    stage's average over pairs); tables without the column are taken as per-pair rows."""
+    """Centroid events with identifiers; ``scope`` is "pair" (one class pair), "mean" (the
+    stage's average over pairs) or "pooled" (the positions of every pair pooled); tables without
+    the column are taken as per-pair rows."""
     frames = []
     for ids, df in items:
         if "scope" not in df.columns:
@@ -242,6 +255,22 @@ def centroid_event_frames(items: Iterable[tuple[Mapping, pd.DataFrame]]) -> pd.D
 def collect_centroid_events(paths: Iterable[PathLike]) -> pd.DataFrame:
     """``summary/centroid_events.parquet`` from ``seed{seed}.events.parquet`` files."""
     return centroid_event_frames((parse_run_path(p), pd.read_parquet(p)) for p in paths)
+
+
+def event_rows(events: pd.DataFrame) -> pd.DataFrame:
+    """The rows a run's crossing and initiation are read from (docs/protocol.md §6.8): its
+    "pooled" row where the run pooled its class pairs (``localisation.centroids.pooling``), else
+    its per-pair rows; a table without ``scope`` holds per-pair rows. Runs are told apart by the
+    identifier columns the table has."""
+    if "scope" not in events.columns:
+        return events
+    pooled = events["scope"] == "pooled"
+    keys = [k for k in ("dataset", "model", "variant", "seed") if k in events.columns]
+    if keys:
+        has_pooled = pooled.groupby([events[k] for k in keys], dropna=False).transform("any").astype(bool)
+    else:
+        has_pooled = pd.Series(bool(pooled.any()), index=events.index)
+    return events[(pooled & has_pooled) | ((events["scope"] == "pair") & ~has_pooled)]
 
 
 # ---------------------------------------------------------------- counterfactual

@@ -4,8 +4,9 @@ The generalisation score of a (data set, model) is ``generalisation_mean`` of it
 summary. Measures per (data set, model):
 
 - ``mcog[<technique>]``: seed-aggregated M-CoG of each technique;
-- ``centroid_crossing``: mean ``crossing_layer`` over class pairs (``scope`` "pair" rows) and
-  seeds (pairs that never cross are left out);
+- ``centroid_crossing``: mean ``crossing_layer`` over class pairs (``scope`` "pair" rows; a run
+  that pooled its pairs gives its "pooled" row instead) and seeds (rows that never cross are
+  left out);
 - ``probing_event``: the layer with the largest seed-mean probing weight.
 
 For each measure and scope ("all models" pooled, and each model on its own when there are
@@ -24,6 +25,7 @@ import pandas as pd
 from scipy import stats
 
 from memloc.stats.agreement import correlation, ordered
+from memloc.stats.collect import event_rows
 from memloc.stats.mcog import event_layers, seed_aggregated
 from memloc.stats.tidy import row
 
@@ -46,8 +48,7 @@ def measures(
         }))
     if centroid_events is not None and len(centroid_events):
         ev = centroid_events[centroid_events["variant"] == variant] if "variant" in centroid_events else centroid_events
-        if "scope" in ev:
-            ev = ev[ev["scope"] == "pair"]
+        ev = event_rows(ev)
         ev = ev.assign(crossing_layer=pd.to_numeric(ev["crossing_layer"], errors="coerce"))
         ev = ev[ev["crossing_layer"] >= 0]
         cross = ev.groupby(["dataset", "model"], as_index=False)["crossing_layer"].mean()
