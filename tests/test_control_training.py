@@ -58,10 +58,15 @@ control_settings = ControlSettings.with_defaults
 SETTINGS = settings(epochs=3, learning_rate=1e-3, batch_size=8, eval_batch_size=32, weight_decay=0.01)
 
 
-def one_step(cm, task, data, lr=1e-3):
+# The published code's optimiser recipe (docs/protocol.md §4.5): every option that differs from memloc's.
+PUBLISHED_RECIPE = dict(weight_decay_scope="all", clip_scope="all", lr_schedule="hf_linear")
+RECIPES = pytest.mark.parametrize("recipe", [{}, PUBLISHED_RECIPE], ids=["memloc", "published"])
+
+
+def one_step(cm, task, data, lr=1e-3, **recipe):
     """One optimiser step of ``task`` on the first 8 examples, through the training loop."""
     tasks = {task: classifier_task(cm.model_of(task), data, cm.parameters_of(task), lr, CPU)}
-    res = train_loop(cm, tasks, lambda epoch: [(task, np.arange(8))], settings(epochs=1, weight_decay=0.01), CPU)
+    res = train_loop(cm, tasks, lambda epoch: [(task, np.arange(8))], settings(epochs=1, weight_decay=0.01, **recipe), CPU)
     return res.epoch_losses[0][0]
 
 
@@ -84,12 +89,13 @@ def test_blocks_are_shared_and_embeddings_identical():
     assert not torch.equal(before, cm.aux(**inputs).logits)
 
 
+@RECIPES
 @pytest.mark.parametrize("family", ["bert", "gpt2", "llama"])
-def test_main_step_changes_only_blocks_i_j_and_main_head(family):
+def test_main_step_changes_only_blocks_i_j_and_main_head(family, recipe):
     cm = control_model(family=family)
     access = block_access(cm.main)
     before_main, before_aux = snapshot(cm.main), snapshot(cm.aux)
-    one_step(cm, MAIN, toy_tokenset())
+    one_step(cm, MAIN, toy_tokenset(), **recipe)
     after_main, after_aux = cm.main.state_dict(), cm.aux.state_dict()
     for b in range(1, 5):
         names = names_of(cm.main, access.block_parameters(b))
@@ -106,12 +112,13 @@ def test_main_step_changes_only_blocks_i_j_and_main_head(family):
         assert torch.equal(before_aux[n], after_aux[n]), f"auxiliary head {n} changed in a main step"
 
 
+@RECIPES
 @pytest.mark.parametrize("family", ["bert", "gpt2", "llama"])
-def test_aux_step_changes_every_block_and_aux_head_not_main_head(family):
+def test_aux_step_changes_every_block_and_aux_head_not_main_head(family, recipe):
     cm = control_model(family=family)
     main, aux = block_access(cm.main), block_access(cm.aux)
     before_main, before_aux = snapshot(cm.main), snapshot(cm.aux)
-    one_step(cm, AUX, toy_tokenset(n_classes=3))
+    one_step(cm, AUX, toy_tokenset(n_classes=3), **recipe)
     after_main, after_aux = cm.main.state_dict(), cm.aux.state_dict()
     for b in range(1, 5):
         names = names_of(cm.main, main.block_parameters(b))
@@ -122,6 +129,31 @@ def test_aux_step_changes_every_block_and_aux_head_not_main_head(family):
         assert torch.equal(before_main[n], after_main[n])
     aux_head = names_of(cm.aux, aux.head_parameters())
     assert any(not torch.equal(before_aux[n], after_aux[n]) for n in aux_head)
+
+
+@pytest.mark.parametrize("task", [MAIN, AUX])
+def test_clip_scope_all_clips_over_every_gradient_of_the_step(task, monkeypatch):
+    """As the published control (one model, one clip over all its parameters per step): a step's
+    norm counts the frozen embeddings and blocks of its own forward; the other task's head has none."""
+    cm = control_model()
+    clipped: list[set[int]] = []
+    original = torch.nn.utils.clip_grad_norm_
+
+    def recording_clip(params, *args, **kwargs):
+        params = list(params)
+        assert len({id(p) for p in params}) == len(params)  # shared blocks counted once
+        clipped.append({id(p) for p in params if p.grad is not None})
+        return original(params, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", recording_clip)
+    data = toy_tokenset(n_classes=2 if task == MAIN else 3)
+    one_step(cm, task, data, **PUBLISHED_RECIPE)
+    own, other = (cm.main, cm.aux) if task == MAIN else (cm.aux, cm.main)
+    own_access, other_access = block_access(own), block_access(other)
+    expected = {id(p) for p in own.parameters()}
+    assert clipped == [expected]
+    assert not expected & {id(p) for p in other_access.head_parameters() + other_access.embedding_parameters()}
+    assert {id(p) for p in own_access.embedding_parameters()} <= clipped[0]
 
 
 def test_control_batches_cover_both_tasks_once_and_are_seeded():
