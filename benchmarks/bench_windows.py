@@ -116,7 +116,7 @@ def bench_retraining_steps(model, data, batch_idx, wins, device, repeats):
         for s, e in wins:
             if cached and (cache is None or cache.start != s):
                 cache = compute_prefix_cache(access, s, data, 64, device, "fp32")
-            params = trainable_parameters(access, s, e)
+            params = trainable_parameters(access, s, e, freeze_pooler=False)
             keep = {id(p) for p in params}
             for p in model.parameters():
                 p.requires_grad_(id(p) in keep)

@@ -144,7 +144,7 @@ def test_config_block_and_references():
            "models": {"tiny": {"source": {"kind": "random", "model_type": "bert", "num_layers": 4}}}}
     assert ccfg.auxiliary_dataset(cfg, "movies") == "movies"
     assert ccfg.training_settings(cfg) == {"auxiliary_learning_rate": 5e-6, "auxiliary_max_train_examples": None,
-                                           "epochs": None, "learning_rate": None}
+                                           "epochs": None, "learning_rate": None, "share_pooler_and_norm": False}
     cfg["control"] = {**control, "auxiliary": "topics", "pairs": "all_adjacent"}
     ccfg.check_control_config(cfg)
     assert ccfg.auxiliary_dataset(cfg, "movies") == "topics"

@@ -43,9 +43,9 @@ def tiny(num_labels, seed=0, family="bert"):
     return tiny_classifier(family, seed, layers=4, vocab=VOCAB, hidden=32, labels=num_labels)
 
 
-def control_model(pair=PAIR, family="bert"):
+def control_model(pair=PAIR, family="bert", share_pooler_and_norm=False):
     # Both classifiers come from the same "pretrained" body (seed 0), heads differ in size.
-    return ControlModel(tiny(2, family=family), tiny(3, family=family), pair)
+    return ControlModel(tiny(2, family=family), tiny(3, family=family), pair, share_pooler_and_norm)
 
 
 def names_of(model, params):
@@ -58,10 +58,15 @@ control_settings = ControlSettings.with_defaults
 SETTINGS = settings(epochs=3, learning_rate=1e-3, batch_size=8, eval_batch_size=32, weight_decay=0.01)
 
 
-def one_step(cm, task, data, lr=1e-3):
+# The published code's optimiser recipe (docs/protocol.md §4.5): every option that differs from memloc's.
+PUBLISHED_RECIPE = dict(weight_decay_scope="all", clip_scope="all", lr_schedule="hf_linear")
+RECIPES = pytest.mark.parametrize("recipe", [{}, PUBLISHED_RECIPE], ids=["memloc", "published"])
+
+
+def one_step(cm, task, data, lr=1e-3, **recipe):
     """One optimiser step of ``task`` on the first 8 examples, through the training loop."""
     tasks = {task: classifier_task(cm.model_of(task), data, cm.parameters_of(task), lr, CPU)}
-    res = train_loop(cm, tasks, lambda epoch: [(task, np.arange(8))], settings(epochs=1, weight_decay=0.01), CPU)
+    res = train_loop(cm, tasks, lambda epoch: [(task, np.arange(8))], settings(epochs=1, weight_decay=0.01, **recipe), CPU)
     return res.epoch_losses[0][0]
 
 
@@ -84,12 +89,13 @@ def test_blocks_are_shared_and_embeddings_identical():
     assert not torch.equal(before, cm.aux(**inputs).logits)
 
 
+@RECIPES
 @pytest.mark.parametrize("family", ["bert", "gpt2", "llama"])
-def test_main_step_changes_only_blocks_i_j_and_main_head(family):
+def test_main_step_changes_only_blocks_i_j_and_main_head(family, recipe):
     cm = control_model(family=family)
     access = block_access(cm.main)
     before_main, before_aux = snapshot(cm.main), snapshot(cm.aux)
-    one_step(cm, MAIN, toy_tokenset())
+    one_step(cm, MAIN, toy_tokenset(), **recipe)
     after_main, after_aux = cm.main.state_dict(), cm.aux.state_dict()
     for b in range(1, 5):
         names = names_of(cm.main, access.block_parameters(b))
@@ -106,12 +112,13 @@ def test_main_step_changes_only_blocks_i_j_and_main_head(family):
         assert torch.equal(before_aux[n], after_aux[n]), f"auxiliary head {n} changed in a main step"
 
 
+@RECIPES
 @pytest.mark.parametrize("family", ["bert", "gpt2", "llama"])
-def test_aux_step_changes_every_block_and_aux_head_not_main_head(family):
+def test_aux_step_changes_every_block_and_aux_head_not_main_head(family, recipe):
     cm = control_model(family=family)
     main, aux = block_access(cm.main), block_access(cm.aux)
     before_main, before_aux = snapshot(cm.main), snapshot(cm.aux)
-    one_step(cm, AUX, toy_tokenset(n_classes=3))
+    one_step(cm, AUX, toy_tokenset(n_classes=3), **recipe)
     after_main, after_aux = cm.main.state_dict(), cm.aux.state_dict()
     for b in range(1, 5):
         names = names_of(cm.main, main.block_parameters(b))
@@ -122,6 +129,59 @@ def test_aux_step_changes_every_block_and_aux_head_not_main_head(family):
         assert torch.equal(before_main[n], after_main[n])
     aux_head = names_of(cm.aux, aux.head_parameters())
     assert any(not torch.equal(before_aux[n], after_aux[n]) for n in aux_head)
+
+
+@pytest.mark.parametrize("task", [MAIN, AUX])
+def test_clip_scope_all_clips_over_every_gradient_of_the_step(task, monkeypatch):
+    """As the published control (one model, one clip over all its parameters per step): a step's
+    norm counts the frozen embeddings and blocks of its own forward; the other task's head has none."""
+    cm = control_model()
+    clipped: list[set[int]] = []
+    original = torch.nn.utils.clip_grad_norm_
+
+    def recording_clip(params, *args, **kwargs):
+        params = list(params)
+        assert len({id(p) for p in params}) == len(params)  # shared blocks counted once
+        clipped.append({id(p) for p in params if p.grad is not None})
+        return original(params, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", recording_clip)
+    data = toy_tokenset(n_classes=2 if task == MAIN else 3)
+    one_step(cm, task, data, **PUBLISHED_RECIPE)
+    own, other = (cm.main, cm.aux) if task == MAIN else (cm.aux, cm.main)
+    own_access, other_access = block_access(own), block_access(other)
+    expected = {id(p) for p in own.parameters()}
+    assert clipped == [expected]
+    assert not expected & {id(p) for p in other_access.head_parameters() + other_access.embedding_parameters()}
+    assert {id(p) for p in own_access.embedding_parameters()} <= clipped[0]
+
+
+@pytest.mark.parametrize("family, shared", [("bert", {"pooler"}), ("gpt2", {"ln_f"}), ("llama", {"norm"})])
+def test_share_pooler_and_norm_leaves_only_the_classification_layers_apart(family, shared):
+    """The published control is one model with two classification layers: with the option, BERT's
+    pooler / a decoder's final norm is one module, trained by both tasks; the classifiers stay apart."""
+    cm = control_model(family=family, share_pooler_and_norm=True)
+    main, aux = block_access(cm.main), block_access(cm.aux)
+    for path in shared:
+        assert cm.aux.base_model.get_submodule(path) is cm.main.base_model.get_submodule(path)
+    common = {id(p) for p in main.head_parameters()} & {id(p) for p in aux.head_parameters()}
+    body = {id(p) for path in shared for p in cm.main.base_model.get_submodule(path).parameters()}
+    assert common == body
+    names = names_of(cm.main, [p for p in main.head_parameters() if id(p) in body])
+    aux_classifier = {n: p for n, p in cm.aux.named_parameters() if id(p) in common ^ {id(q) for q in aux.head_parameters()}}
+    assert aux_classifier
+    for task, data in ((MAIN, toy_tokenset()), (AUX, toy_tokenset(n_classes=3))):
+        before = snapshot(cm.main)
+        classifier_before = {n: p.detach().clone() for n, p in aux_classifier.items()}
+        one_step(cm, task, data)
+        after = cm.main.state_dict()
+        assert all(not torch.equal(before[n], after[n]) for n in names if n.endswith("weight")), f"{task} step"
+        moved = [n for n, p in aux_classifier.items() if not torch.equal(classifier_before[n], p)]
+        assert bool(moved) == (task == AUX)  # the auxiliary classification layer trains in auxiliary steps only
+    separate = control_model(family=family)
+    assert not {id(p) for p in block_access(separate.main).head_parameters()} & {
+        id(p) for p in block_access(separate.aux).head_parameters()
+    }
 
 
 def test_control_batches_cover_both_tasks_once_and_are_seeded():
@@ -177,11 +237,12 @@ def write_toy_inputs(tmp_path):
     return pretrained, paths
 
 
-def test_run_control_writes_finetune_outputs(tmp_path):
+@pytest.mark.parametrize("share", [False, True], ids=["own_pooler", "shared_pooler"])
+def test_run_control_writes_finetune_outputs(tmp_path, share):
     pretrained, paths = write_toy_inputs(tmp_path)
     out = tmp_path / "models" / "toy" / "tiny" / "control-2-3" / "seed1"
     settings_ = settings(epochs=2, learning_rate=1e-3, batch_size=8, eval_batch_size=32, device="cpu")
-    control = control_settings(auxiliary_learning_rate=5e-4, auxiliary_max_train_examples=12)
+    control = control_settings(auxiliary_learning_rate=5e-4, auxiliary_max_train_examples=12, share_pooler_and_norm=share)
     res = run_control(*paths["main"], *paths["aux"], str(pretrained), "control-2-3", 1, settings_, control,
                       str(out), str(tmp_path / "work"))
     assert not (tmp_path / "work").exists()
@@ -192,6 +253,8 @@ def test_run_control_writes_finetune_outputs(tmp_path):
         assert info["control_pair"] == [2, 3] and info["checkpoint"] == ckpt and info["auxiliary_num_labels"] == 3
         head = load_aux_head(out / ckpt)
         assert any(k.endswith("classifier.weight") and v.shape[0] == 3 for k, v in head.items())
+        if share:  # the saved auxiliary head holds the shared pooler, equal to the main model's
+            assert torch.equal(head["bert.pooler.dense.weight"], model.bert.pooler.dense.weight)
         assert (out / ckpt / AUX_HEAD_FILE).is_file()
         # the embeddings stay the pretrained ones
         ref = load_classifier(pretrained)

@@ -218,15 +218,15 @@ def train_table(n=200, seed=0):
 
 def test_subset_halves_deterministic_and_depend_on_k():
     train = train_table()
-    m1 = subset_mask(train, 0.5, k=1, split_seed=0, noise_seed=0)
-    assert np.array_equal(m1, subset_mask(train, 0.5, k=1, split_seed=0, noise_seed=0))
-    m2 = subset_mask(train, 0.5, k=2, split_seed=0, noise_seed=0)
+    m1 = subset_mask(train, 0.5, k=1, split_seed=0, noise_seed=0, stratify=True)
+    assert np.array_equal(m1, subset_mask(train, 0.5, k=1, split_seed=0, noise_seed=0, stratify=True))
+    m2 = subset_mask(train, 0.5, k=2, split_seed=0, noise_seed=0, stratify=True)
     assert not np.array_equal(m1, m2)
-    assert not np.array_equal(m1, subset_mask(train, 0.5, k=1, split_seed=1, noise_seed=0))
-    assert not np.array_equal(m1, subset_mask(train, 0.5, k=1, split_seed=0, noise_seed=1))
+    assert not np.array_equal(m1, subset_mask(train, 0.5, k=1, split_seed=1, noise_seed=0, stratify=True))
+    assert not np.array_equal(m1, subset_mask(train, 0.5, k=1, split_seed=0, noise_seed=1, stratify=True))
     # Independent of the row order: the same examples are chosen.
     shuffled = train.sample(frac=1.0, random_state=5)
-    ms = subset_mask(shuffled, 0.5, k=1)
+    ms = subset_mask(shuffled, 0.5, k=1, stratify=True)
     assert set(shuffled.example_id[ms]) == set(train.example_id[m1])
     # About half of every stratum.
     assert abs(m1.sum() - 100) <= 6
@@ -234,9 +234,28 @@ def test_subset_halves_deterministic_and_depend_on_k():
         share = m1[train.index.get_indexer(idx)].mean()
         assert abs(share - 0.5) <= 0.5 / len(idx) + 1e-9 or len(idx) < 3
     with pytest.raises(ValueError):
-        subset_mask(train, 1.0, k=1)
+        subset_mask(train, 1.0, k=1, stratify=True)
     with pytest.raises(ValueError):
-        subset_mask(train, 0.5, k=0)
+        subset_mask(train, 0.5, k=0, stratify=True)
+
+
+def test_unstratified_subset_is_a_plain_random_share():
+    """`counterfactual.stratify: false` (the published code's random half): the noise share of a
+    subset varies with k, while the stratified draw holds it at half of every stratum."""
+    train = train_table()
+    n_noisy = int(train.is_noisy.sum())
+    plain = [subset_mask(train, 0.5, k, 0, 0, stratify=False) for k in range(1, 21)]
+    strat = [subset_mask(train, 0.5, k, 0, 0, stratify=True) for k in range(1, 21)]
+    assert all(m.sum() == 100 for m in plain)  # one stratum: floor(0.5 * 200) examples
+    noisy_plain = [int((m & train.is_noisy).sum()) for m in plain]
+    noisy_strat = [int((m & train.is_noisy).sum()) for m in strat]
+    assert all(abs(c - n_noisy / 2) <= 1.5 for c in noisy_strat)
+    assert max(abs(c - n_noisy / 2) for c in noisy_plain) >= 3
+    assert not np.array_equal(plain[0], strat[0])
+    # Still independent of the row order and seeded.
+    shuffled = train.sample(frac=1.0, random_state=5)
+    ms = subset_mask(shuffled, 0.5, 1, 0, 0, stratify=False)
+    assert set(shuffled.example_id[ms]) == set(train.example_id[plain[0]])
 
 
 def test_subset_settings_override_and_exclude_k():

@@ -67,7 +67,7 @@ def test_subset_training_to_figure(inputs, tmp_path):
         out = tmp_path / f"k{k}.parquet"
         work = tmp_path / "work" / f"k{k}"
         run_subset(
-            inputs / "examples.parquet", inputs / "tokens.parquet", inputs / "pretrained", k=k, fraction=0.5,
+            inputs / "examples.parquet", inputs / "tokens.parquet", inputs / "pretrained", k=k, fraction=0.5, stratify=True,
             settings=SETTINGS, out_path=out, work_dir=work, split_seed=0, noise_seed=0,
         )
         assert out.is_file() and not work.exists()
@@ -75,7 +75,7 @@ def test_subset_training_to_figure(inputs, tmp_path):
         assert set(SUBSET_COLUMNS) <= set(stored.columns)
         # Every training example is scored, in and out.
         assert sorted(stored.example_id) == sorted(train.example_id)
-        expected = dict(zip(train.example_id, subset_mask(train, 0.5, k, 0, 0)))
+        expected = dict(zip(train.example_id, subset_mask(train, 0.5, k, 0, 0, stratify=True)))
         assert stored.in_train.tolist() == [expected[i] for i in stored.example_id]
         assert stored.p_label.between(0, 1).all()
         assert stored.correct.dtype == bool

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 import memloc.localise.retraining as retraining
+from memloc import config as mconf
+from memloc.errors import ConfigError
 from memloc.io import read_metadata, write_parquet
 from memloc.localise.retraining import (
     RAW_COLUMNS,
@@ -245,3 +250,112 @@ def test_run_retraining_end_to_end(tmp_path):
     assert meta["a_all"] == meta["all_layers"]["acc_memorised"]
     assert meta["n_memorised"] == n - meta["n_train_clean"] - meta["n_heldout_clean"] == memorised.sum()
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "r.parquet"), raw)
+
+
+# --------------------------------------------------------------------------- the published recipe
+
+
+def test_retraining_with_dropout_in_all_blocks():
+    """`cache_prefix: false` is the published mode: for every window, each training forward runs
+    every module (embeddings and their dropout, the frozen prefix, the window, the blocks above,
+    the head) in train mode, the window starts from the pretrained weights and every other block
+    from the analysed model's."""
+    data, memorised = planted_job(n=24, n_mem=4)
+    noisy, pretrained = tiny(seed=1, layers=3), tiny(seed=2, layers=3)
+    access, pre = block_access(noisy), block_access(pretrained)
+    noisy_blocks = [[p.detach().clone() for p in access.block_parameters(b)] for b in (1, 2, 3)]
+    pre_blocks = [[p.detach().clone() for p in pre.block_parameters(b)] for b in (1, 2, 3)]
+    modules = dict(noisy.named_modules())
+    modes: dict[str, set[bool]] = {n: set() for n in modules}
+    firsts: list[tuple[int, int, list[bool]]] = []
+    real = retraining.retrain_window
+
+    def record(name):
+        def hook(module, args):
+            if torch.is_grad_enabled():  # a training forward, not an evaluation
+                modes[name].add(module.training)
+
+        return hook
+
+    def checked_window(acc, pre_acc, start, end, *args, **kwargs):
+        def first_forward(module, args):
+            if torch.is_grad_enabled() and not any(f[:2] == (start, end) for f in firsts):
+                same = []
+                for b in (1, 2, 3):
+                    want = pre_blocks[b - 1] if start <= b <= end else noisy_blocks[b - 1]
+                    same.append(all(torch.equal(p, q) for p, q in zip(acc.block_parameters(b), want)))
+                firsts.append((start, end, same))
+
+        handle = acc.model.register_forward_pre_hook(first_forward)
+        try:
+            return real(acc, pre_acc, start, end, *args, **kwargs)
+        finally:
+            handle.remove()
+
+    handles = [m.register_forward_pre_hook(record(n)) for n, m in modules.items()]
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(retraining, "retrain_window", checked_window)
+            opts = RetrainSettings.from_dict({**SHORT.__dict__, "epochs": 1, "max_window": 1, "cache_prefix": False})
+            retrain_windows(noisy, pretrained, data, memorised, opts)
+    finally:
+        for h in handles:
+            h.remove()
+    ran = {n for n, m in modes.items() if m}
+    prefix = {"bert.embeddings.dropout", "bert.encoder.layer.0.attention.self", "bert.encoder.layer.0.output.dropout"}
+    assert prefix | {"bert.encoder.layer.2.output.dropout", "dropout"} <= ran
+    assert all(modes[n] == {True} for n in ran), {n: modes[n] for n in ran if modes[n] != {True}}
+    assert sorted(f[:2] for f in firsts) == [(1, 1), (1, 3), (2, 2), (3, 3)]
+    assert all(all(same) for _, _, same in firsts), firsts
+
+
+@pytest.mark.parametrize("freeze_pooler", [False, True])
+def test_freeze_pooler_keeps_berts_pooler_and_trains_the_classifier(freeze_pooler):
+    noisy, pretrained = tiny(seed=1, layers=3), tiny(seed=2, layers=3)
+    access = block_access(noisy)
+    pooler = [p.detach().clone() for p in noisy.bert.pooler.parameters()]
+    classifier = noisy.classifier.weight.detach().clone()
+    opts = RetrainSettings.from_dict({**SHORT.__dict__, "freeze_pooler": freeze_pooler})
+    retrain_window(access, block_access(pretrained), 2, 2, toy_data(24), np.arange(24), opts, CPU)
+    unchanged = [torch.equal(p, q) for p, q in zip(noisy.bert.pooler.parameters(), pooler)]
+    assert all(unchanged) if freeze_pooler else not any(unchanged)
+    assert not torch.equal(noisy.classifier.weight, classifier)
+    gpt = tiny("gpt2", seed=1, layers=2)  # no pooler: the final norm and score layer always train
+    params = retraining.trainable_parameters(block_access(gpt), 1, 1, freeze_pooler=True)
+    assert {id(p) for p in block_access(gpt).head_parameters()} <= {id(p) for p in params}
+
+
+def test_clip_scope_all_counts_the_frozen_blocks_and_needs_the_plain_forward(monkeypatch):
+    noisy, pretrained = tiny(seed=1, layers=3), tiny(seed=2, layers=3)
+    access, pre = block_access(noisy), block_access(pretrained)
+    data = toy_data(16)
+    opts = RetrainSettings.from_dict({**SHORT.__dict__, "epochs": 1, "clip_scope": "all", "freeze_pooler": True})
+    cache = compute_prefix_cache(access, 2, data, 8, CPU, "fp32")
+    with pytest.raises(ValueError, match="cache_prefix"):
+        retrain_window(access, pre, 2, 2, data, np.arange(16), opts, CPU, cache)
+    clipped: list[set[int]] = []
+    original = torch.nn.utils.clip_grad_norm_
+
+    def recording_clip(params, *args, **kwargs):
+        params = list(params)
+        clipped.append({id(p) for p in params if p.grad is not None})
+        return original(params, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", recording_clip)
+    before = snapshot(noisy)
+    retrain_window(access, pre, 2, 2, data, np.arange(16), opts, CPU)
+    frozen = access.embedding_parameters() + access.block_parameters(1) + access.block_parameters(3) + access.pooler_parameters()
+    assert clipped and all({id(p) for p in frozen} <= ids for ids in clipped)
+    names = {id(p): n for n, p in noisy.named_parameters()}
+    after = noisy.state_dict()
+    assert all(torch.equal(before[names[id(p)]], after[names[id(p)]]) for p in frozen)
+
+
+def test_clip_scope_all_with_a_cached_prefix_is_a_config_error():
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+    loc = raw.setdefault("localisation", {})
+    loc["retraining"] = {**loc.get("retraining", {}), "clip_scope": "all"}
+    with pytest.raises(ConfigError, match=r"config\.yaml: localisation\.retraining\.clip_scope = all .*cache_prefix: false"):
+        mconf.validate(raw, source="config.yaml")
+    loc["retraining"]["cache_prefix"] = False
+    assert mconf.validate(raw, source="config.yaml")["localisation"]["retraining"]["clip_scope"] == "all"

@@ -122,6 +122,7 @@ def validate(raw: dict[str, Any] | None, source: str = "config") -> dict[str, An
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(msgs))
     _check_references(cfg, source)
     _check_registry_options(cfg, source)
+    _check_retraining_options(cfg, source)
     try:
         check_control_config(cfg, source)
     except ConfigError as err:  # the pair checks do not know the file; every config error names it
@@ -142,6 +143,17 @@ def _check_registry_options(cfg: dict, source: str) -> None:
                 f"corpus movie_reviews with granularity binary only (here corpus {src['corpus']}, "
                 f"granularity {src.get('granularity', 'binary')}); remove neutral_band or set it to 0."
             )
+
+
+def _check_retraining_options(cfg: dict, source: str) -> None:
+    """Clipping over every parameter needs their gradients, which a cached prefix does not have."""
+    block = cfg["localisation"]["retraining"]
+    if block["clip_scope"] == "all" and block["cache_prefix"]:
+        raise ConfigError(
+            f"{source}: localisation.retraining.clip_scope = all needs the gradients of the frozen blocks below "
+            "each window, which the cached prefix does not compute; set localisation.retraining.cache_prefix: false "
+            "(or clip_scope: trainable)."
+        )
 
 
 def _check_references(cfg: dict, source: str) -> None:

@@ -22,10 +22,11 @@ def cf_settings(wildcards):
 
 
 def cf_subset(wildcards):
-    """What subset k depends on: the share and the data set's data seeds (not K, not the model)."""
+    """What subset k depends on: the share, stratification and the data set's data seeds (not K, not the model)."""
     spec = mconf.dataset_spec(config, wildcards.dataset)
     return {
         "fraction": CF["fraction"],
+        "stratify": CF["stratify"],
         "split_seed": int(spec.get("split_seed", 0)),
         "noise_seed": int(spec["noise"]["seed"]),
     }

@@ -14,7 +14,7 @@ from memloc.control.pairs import control_variants, model_num_layers, target_pair
 from memloc.errors import ConfigError
 
 #: Keys handed to the training job (memloc.control.multitask.ControlSettings).
-TRAINING_KEYS = ("auxiliary_learning_rate", "auxiliary_max_train_examples", "epochs", "learning_rate")
+TRAINING_KEYS = ("auxiliary_learning_rate", "auxiliary_max_train_examples", "epochs", "learning_rate", "share_pooler_and_norm")
 
 
 def check_control_config(cfg: dict, source: str = "config") -> None:

@@ -12,6 +12,9 @@ A control model is two classifiers over ONE stack of transformer blocks:
   data set's original labels (``label_orig``) at its own learning rate (paper: 5e-6) and updates
   every block and its head.
 
+With ``share_pooler_and_norm`` the two classifiers also share the rest of the head outside
+their classification layers (BERT's pooler, a decoder's final norm, OPT's ``project_out``), as
+the published code's one model with two classification layers; then both tasks train them.
 Embeddings are frozen in both (they are identical copies of the pretrained embeddings, so they
 need not be shared). Each task has its own AdamW optimiser and linear warm-up/decay schedule over
 its own steps, its own gradient clipping, and its steps touch only its own parameters
@@ -80,6 +83,7 @@ class ControlSettings(BlockSettings):
     auxiliary_max_train_examples: int | None
     epochs: int | None
     learning_rate: float | None
+    share_pooler_and_norm: bool
 
     def main_settings(self, settings: Settings) -> Settings:
         """The model's training settings with this block's overrides applied."""
@@ -105,16 +109,39 @@ def share_blocks(main, aux) -> None:
     setattr(aa.blocks_parent, aa.blocks_attr, ma.blocks)
 
 
+def share_head_body(main, aux) -> list[str]:
+    """Make ``aux`` run the main model's head modules inside the base model (BERT's pooler, a
+    decoder's final norm): every head parameter but the classification layer's is then shared.
+
+    Returns the shared modules' paths (relative to the base model)."""
+    head = {id(p) for p in block_access(aux).head_parameters()}
+    base, main_base = aux.base_model, main.base_model
+    shared: list[str] = []
+    for path, module in base.named_modules():
+        params = list(module.parameters())
+        if not path or not params or not all(id(p) in head for p in params):
+            continue
+        if any(path.startswith(f"{done}.") for done in shared):
+            continue
+        parent, _, name = path.rpartition(".")
+        setattr(base.get_submodule(parent) if parent else base, name, main_base.get_submodule(path))
+        shared.append(path)
+    return shared
+
+
 class ControlModel:
     """A main and an auxiliary classifier sharing their blocks; the main task trains ``pair`` only
     (``None``: no block, the main head alone).
 
     Build it from two classifiers loaded from the same pretrained weights (the auxiliary one with
-    its own number of labels); the auxiliary model's own blocks are replaced by the main model's.
+    its own number of labels); the auxiliary model's own blocks (with ``share_pooler_and_norm``
+    also its pooler / final norm, :func:`share_head_body`) are replaced by the main model's.
     """
 
-    def __init__(self, main, aux, pair: tuple[int, int] | None):
+    def __init__(self, main, aux, pair: tuple[int, int] | None, share_pooler_and_norm: bool):
         share_blocks(main, aux)
+        if share_pooler_and_norm:
+            log.info("control: the auxiliary classifier shares the main one's %s", ", ".join(share_head_body(main, aux)))
         self.main, self.aux = main, aux
         self.main_access: BlockAccess = block_access(main)
         self.aux_access: BlockAccess = block_access(aux)
@@ -131,7 +158,8 @@ class ControlModel:
         return self.main_access.num_layers
 
     def main_parameters(self) -> list[torch.nn.Parameter]:
-        """What a main-task step updates: blocks i and j (none without a pair) and the main head."""
+        """What a main-task step updates: blocks i and j (none without a pair) and the main head
+        (shared parts included)."""
         blocks = [p for b in (self.pair or ()) for p in self.main_access.block_parameters(b)]
         return blocks + self.main_access.head_parameters()
 
@@ -197,12 +225,12 @@ class ControlModel:
 
 
 def load_control_model(
-    pretrained_dir: str | Path, n_main: int, n_aux: int, pair: tuple[int, int] | None, seed: int
+    pretrained_dir: str | Path, n_main: int, n_aux: int, pair: tuple[int, int] | None, seed: int, share_pooler_and_norm: bool
 ) -> ControlModel:
     """Main classifier (head seeded exactly like ``finetune``'s) plus an auxiliary one, sharing blocks."""
     main = load_classifier(pretrained_dir, num_labels=n_main, seed=seed)
     aux = load_classifier(pretrained_dir, num_labels=n_aux, seed=seed + _AUX_INIT_OFFSET)
-    return ControlModel(main, aux, pair)
+    return ControlModel(main, aux, pair, share_pooler_and_norm)
 
 
 # --------------------------------------------------------------------------- batches and steps
@@ -354,7 +382,7 @@ def run_control(
 
     set_determinism(seed, settings.deterministic)
     device = select_device(settings.device)
-    cm = load_control_model(pretrained_dir, n_main, n_aux, pair, seed)
+    cm = load_control_model(pretrained_dir, n_main, n_aux, pair, seed, control.share_pooler_and_norm)
     torch.manual_seed(seed)  # dropout stream independent of how many heads were initialised
     log.info(
         "control %s (main task trains %s, on %s) seed=%d: main %s with %d train examples, %d classes; "

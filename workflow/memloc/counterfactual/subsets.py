@@ -7,8 +7,9 @@ example, in and out of its subset, with the probability of its (perturbed) train
 The subset depends only on the data set's data seeds (``split_seed`` and ``noise.seed``), on k
 and on the training examples themselves, never on K, the model or the training settings: raising
 K adds models without changing the existing ones, and two models of one data set see the same
-k-th subset. The draw is stratified by (label, is_noisy), so every subset model sees about the
-same class balance and noise share as the full training set.
+k-th subset. With ``stratify`` (memloc's default) the draw is stratified by (label, is_noisy), so
+every subset model sees about the same class balance and noise share as the full training set;
+without it, it is a plain random share (the published code's ``random.shuffle`` half).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ log = logging.getLogger("memloc.counterfactual")
 # Contract columns of `counterfactual/{dataset}/{model}/k{k}.parquet` (docs/protocol.md §3.2); the table
 # also carries `label`, `pred` and `is_noisy` for convenience.
 SUBSET_COLUMNS = ("example_id", "in_train", "p_label", "correct")
+
+# The strata of a stratified draw (columns missing from the table are ignored).
+STRATA = ("label", "is_noisy")
 
 # Mixed into the subset seed so the draw is independent of every other use of the data seeds.
 _SUBSET_STREAM = 0x63660001
@@ -50,14 +54,15 @@ def subset_mask(
     k: int,
     split_seed: int = 0,
     noise_seed: int = 0,
-    strata: tuple[str, ...] = ("label", "is_noisy"),
+    *,
+    stratify: bool,
 ) -> np.ndarray:
     """Boolean mask over the rows of ``train``: True for the examples subset model k trains on.
 
     Independent of the row order of ``train`` (examples are ordered by ``example_id`` first).
-    Within each stratum, floor(fraction * n) examples are taken, plus one more with probability
-    equal to the fractional part, so the expected share is exactly ``fraction`` in each stratum.
-    Columns of ``strata`` missing from ``train`` are ignored.
+    Within each stratum (:data:`STRATA` with ``stratify``, else one stratum of all examples),
+    floor(fraction * n) examples are taken, plus one more with probability equal to the
+    fractional part, so the expected share is exactly ``fraction`` in each stratum.
     """
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must lie in (0, 1), got {fraction}")
@@ -66,7 +71,7 @@ def subset_mask(
         raise ValueError("subset_mask: example_id values must be unique")
     rng = np.random.default_rng(subset_seed_sequence(k, split_seed, noise_seed))
     order = np.argsort(ids, kind="stable")
-    cols = [c for c in strata if c in train.columns]
+    cols = [c for c in STRATA if c in train.columns] if stratify else []
     if cols:
         keys = train[cols].iloc[order].astype("int64").to_numpy()
         _, stratum = np.unique(keys, axis=0, return_inverse=True)
@@ -127,6 +132,7 @@ def run_subset(
     pretrained_dir: str | Path,
     k: int,
     fraction: float,
+    stratify: bool,
     settings: dict[str, Any],
     out_path: str | Path,
     work_dir: str | Path,
@@ -153,7 +159,7 @@ def run_subset(
     train = examples[examples["split"] == "train"].reset_index(drop=True)
     if train.empty:
         raise ValueError(f"{examples_path}: no training examples")
-    in_train = subset_mask(train, fraction, k, split_seed, noise_seed)
+    in_train = subset_mask(train, fraction, k, split_seed, noise_seed, stratify=stratify)
     if not in_train.any():
         raise ValueError(f"subset {k} of {examples_path} is empty (fraction={fraction}, {len(train)} examples)")
     is_noisy = train["is_noisy"].to_numpy(dtype=bool)
@@ -190,6 +196,7 @@ def run_subset(
         "k": int(k),
         "seed": seed,
         "fraction": float(fraction),
+        "stratify": bool(stratify),
         "split_seed": int(split_seed),
         "noise_seed": int(noise_seed),
         "n_in": int(in_train.sum()),

@@ -2,9 +2,11 @@
 
 For a window ``(s, e)``: start from the noisy model (its full state, head included, is reloaded
 for every window), reset blocks ``s..e`` to the pretrained weights and train them together with
-the head on clean training examples, every other block and the embeddings frozen (AdamW, linear
-warm-up and decay, gradient clipping). As many clean training examples as there are memorised
-ones are held out (seeded) and never trained on. Then
+the head (without BERT's pooler when ``freeze_pooler``) on clean training examples, every other
+block and the embeddings frozen (the shared loop's AdamW, schedule and clipping; with
+``clip_scope: all`` the frozen parameters' gradients count in the clipped norm, which needs
+``cache_prefix: false``). As many clean training examples as there are memorised ones are held
+out (seeded) and never trained on. Then
 
 - ``a`` = accuracy on the memorised examples with respect to their perturbed labels;
 - ``a_all`` = ``a`` of the window of all L blocks (always trained, even above ``max_window``);
@@ -87,8 +89,12 @@ class RetrainSettings(JobSettings):
     learning_rate: float
     batch_size: int
     warmup_ratio: float
+    lr_schedule: str
     weight_decay: float
+    weight_decay_scope: str
     max_grad_norm: float
+    clip_scope: str
+    freeze_pooler: bool
     length_buckets: bool
     cache_prefix: bool
 
@@ -201,10 +207,11 @@ def window_logits(
     return forward_from_block(access, start, hidden, ids, mask, **extra)
 
 
-def trainable_parameters(access: BlockAccess, start: int, end: int) -> list[torch.nn.Parameter]:
-    """Blocks ``start..end`` and the head."""
+def trainable_parameters(access: BlockAccess, start: int, end: int, freeze_pooler: bool) -> list[torch.nn.Parameter]:
+    """Blocks ``start..end`` and the head (without BERT's pooler when ``freeze_pooler``)."""
     params = [p for i in range(start, end + 1) for p in access.block_parameters(i)]
-    return params + list(access.head_parameters())
+    frozen = {id(p) for p in access.pooler_parameters()} if freeze_pooler else set()
+    return params + [p for p in access.head_parameters() if id(p) not in frozen]
 
 
 def retrain_window(
@@ -218,13 +225,16 @@ def retrain_window(
     device: torch.device,
     cache: PrefixCache | None = None,
 ) -> float:
-    """Reset blocks ``start..end`` of ``access.model`` to ``pretrained`` and retrain them and the head.
+    """Reset blocks ``start..end`` of ``access.model`` to ``pretrained`` and retrain them and the head
+    (:func:`trainable_parameters`).
 
     Trains in place on ``data`` at positions ``train_idx`` (``cache``, if given, covers all of
     ``data``). Returns the mean training loss of the last epoch. Every other parameter keeps its
     value bit for bit.
     """
     model = access.model
+    if cache is not None and settings.clip_scope == "all":
+        raise ValueError("clip_scope 'all' needs the prefix's gradients: retrain without a prefix cache (cache_prefix: false)")
     copy_blocks(access, pretrained, range(start, end + 1))
     lengths = data.lengths[train_idx]
 
@@ -239,7 +249,7 @@ def retrain_window(
 
     torch.manual_seed(window_seed(settings.seed, start, end))
     train_mode = (lambda: set_train_modes(access, start)) if cache is not None else model.train
-    task = Task(trainable_parameters(access, start, end), settings.learning_rate, forward)
+    task = Task(trainable_parameters(access, start, end, settings.freeze_pooler), settings.learning_rate, forward)
     result = train_loop(Classifier(model, train_mode), {"window": task}, batches_for, settings, device, progress=False)
     model.eval()
     losses = result.epoch_losses[-1] if result.epoch_losses else []

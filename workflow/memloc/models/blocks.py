@@ -36,19 +36,22 @@ class FamilySpec:
     """Where a family keeps its parts, as dotted attribute paths from the classifier.
 
     A path ending in ``?`` is optional: absent or ``None`` modules are skipped (e.g. OPT's
-    ``project_in`` exists only when ``word_embed_proj_dim != hidden_size``).
+    ``project_in`` exists only when ``word_embed_proj_dim != hidden_size``). ``pooler``: the
+    pooler module of the head, where the family has one (BERT's), which layer retraining can
+    keep frozen (docs/protocol.md §6.4).
     """
 
     blocks: str
     embeddings: tuple[str, ...]
     is_decoder: bool
+    pooler: str | None = None
 
 
 _LLAMA_LIKE = FamilySpec("model.layers", ("model.embed_tokens",), True)
 
 FAMILIES: dict[str, FamilySpec] = {
     # Encoders: pooled at the first token.
-    "bert": FamilySpec("bert.encoder.layer", ("bert.embeddings",), False),
+    "bert": FamilySpec("bert.encoder.layer", ("bert.embeddings",), False, pooler="bert.pooler"),
     "roberta": FamilySpec("roberta.encoder.layer", ("roberta.embeddings",), False),
     "xlm-roberta": FamilySpec("roberta.encoder.layer", ("roberta.embeddings",), False),
     "electra": FamilySpec(
@@ -108,6 +111,7 @@ class BlockAccess:
     blocks: nn.ModuleList
     blocks_parent: nn.Module
     blocks_attr: str
+    pooler: nn.Module | None = None
 
     @property
     def num_layers(self) -> int:
@@ -131,6 +135,10 @@ class BlockAccess:
         taken = {id(p) for p in self.embedding_parameters()}
         taken.update(id(p) for p in self.blocks.parameters())
         return _unique(p for p in self.model.parameters() if id(p) not in taken)
+
+    def pooler_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the head's pooler (BERT's; none for families without one)."""
+        return _unique(self.pooler.parameters()) if self.pooler is not None else []
 
     def _check_index(self, i: int) -> None:
         if not 1 <= i <= self.num_layers:
@@ -187,6 +195,12 @@ def block_access(model: nn.Module) -> BlockAccess:
                 "workflow/memloc/models/blocks.py."
             )
         embeddings.append(module)
+    pooler = _resolve(model, spec.pooler) if spec.pooler else None
+    if spec.pooler and pooler is None:
+        raise ModelError(
+            f"{kind} (model_type {model_type!r}) has no pooler at '{spec.pooler}'. If the transformers "
+            "layout changed, update FAMILIES in workflow/memloc/models/blocks.py."
+        )
     return BlockAccess(
         model=model,
         family=model_type,
@@ -195,6 +209,7 @@ def block_access(model: nn.Module) -> BlockAccess:
         blocks=blocks,
         blocks_parent=parent,
         blocks_attr=attr,
+        pooler=pooler,
     )
 
 

@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from memloc.device import autocast
+from memloc.errors import ConfigError
 from memloc.io import stable_hash
 from memloc.settings import BlockSettings
 from memloc.tokens import TokenSet
@@ -48,8 +49,11 @@ class Settings(BlockSettings):
     batch_size: int
     eval_batch_size: int
     warmup_ratio: float
+    lr_schedule: str
     weight_decay: float
+    weight_decay_scope: str
     max_grad_norm: float
+    clip_scope: str
     memorised_f1: float
     freeze_embeddings: bool
     length_buckets: bool
@@ -84,7 +88,8 @@ class Trainee(Protocol):
     """What the loop needs of the trained model(s) besides the tasks."""
 
     def parameters(self) -> Iterable[torch.nn.Parameter]:
-        """Every parameter whose ``requires_grad`` the loop switches per step."""
+        """Every parameter whose ``requires_grad`` the loop switches per step (with ``clip_scope:
+        all``, every one of them gets gradients and counts in the clipped norm)."""
 
     def train_mode(self) -> None:
         """Put the model(s) in training mode at the start of each epoch."""
@@ -209,6 +214,29 @@ def _steps_per_task(batches: list[tuple[str, np.ndarray]]) -> dict[str, int]:
     return counts
 
 
+def gradient_parameters(
+    params: list[torch.nn.Parameter], all_params: list[torch.nn.Parameter], clip_scope: str
+) -> list[torch.nn.Parameter]:
+    """What a step of a task computes gradients for and clips over.
+
+    ``trainable``: the task's own parameters (frozen ones get no gradient at all). ``all``: every
+    parameter of the trainee, once each, as the published code's ``clip_grad_norm_(model.parameters(), 1)``
+    with nothing set to ``requires_grad=False``: frozen parameters on the forward path get gradients
+    that enlarge the norm (and so shrink the clip factor) but are never applied.
+    """
+    if clip_scope == "trainable":
+        return list(params)
+    if clip_scope != "all":
+        raise ConfigError(f"clip_scope {clip_scope!r} is not one of trainable, all (see the config schema's training block)")
+    seen: set[int] = set()
+    out = []
+    for p in all_params:
+        if id(p) not in seen:
+            seen.add(id(p))
+            out.append(p)
+    return out
+
+
 def train_loop(
     trainee: Trainee,
     tasks: dict[str, Task],
@@ -226,7 +254,8 @@ def train_loop(
     depend only on the epoch (and fixed seeds), so a resumed run replays it. Each task gets its own
     optimiser over its own steps (:func:`~memloc.training.optim.make_task_optim`; ``settings``
     provides the recipe's fields and ``epochs``, ``precision``). A step switches gradients on for
-    its task's parameters only.
+    its task's parameters only (``clip_scope: trainable``) or for every parameter
+    (``clip_scope: all``, :func:`gradient_parameters`); the optimiser updates the task's only.
 
     ``evaluate()`` returns the epoch's trace rows (the first is the train row whose macro-F1 marks
     the ``memorised`` checkpoint at ``settings.memorised_f1``); without it there is no trace and no
@@ -238,11 +267,14 @@ def train_loop(
         p.requires_grad_(False)
     first = batches_for(1)
     steps = _steps_per_task(first)
+    grad_params = {name: gradient_parameters(task.params, all_params, settings.clip_scope) for name, task in tasks.items()}
     optims: dict[str, TaskOptim] = {
-        name: make_task_optim(task.params, task.learning_rate, settings, steps.get(name, 0) * settings.epochs, device)
+        name: make_task_optim(
+            task.params, grad_params[name], task.learning_rate, settings, steps.get(name, 0) * settings.epochs, device
+        )
         for name, task in tasks.items()
     }
-    wanted = {name: {id(p) for p in task.params} for name, task in tasks.items()}
+    wanted = {name: {id(p) for p in params} for name, params in grad_params.items()}
     resume = _ResumeState(work_dir, stable_hash({"settings": asdict(settings), **(run_key or {})}))
 
     rows: list[dict] = []
