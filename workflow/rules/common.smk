@@ -7,12 +7,14 @@
 
 import re
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from memloc import config as mconf
 from memloc import paths
 from memloc.control import config as control_cfg
 from memloc.control.pairs import VARIANT_PATTERN as CONTROL_VARIANT_PATTERN
+from memloc.encoding import TokenSettings
 from memloc.errors import ConfigError
 
 CONDA_ENV = "../../envs/memloc.yaml"
@@ -108,6 +110,11 @@ def dataset_families():
 
 def training_settings(wildcards):
     return mconf.model_spec(config, wildcards.model)["training"]
+
+
+def token_settings(model):
+    """The model's tokenisation keys (memloc.encoding.TokenSettings): max_length, pair_encoding, separator."""
+    return asdict(TokenSettings.from_model_spec(mconf.model_spec(config, model)))
 
 
 def memorised_set_file(wildcards):
