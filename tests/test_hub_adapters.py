@@ -425,7 +425,8 @@ def reuters_rows(rows: list[tuple[str, list[str]]]) -> dict:
     out = {c: [] for c in REUTERS_FEATURES}
     for i, (text, topics) in enumerate(rows):
         for c, feature in REUTERS_FEATURES.items():
-            out[c].append(text if c == "text" else topics if c == "topics" else [] if isinstance(feature, Sequence) else f"{c} {i}")
+            filler = [] if isinstance(feature, Sequence) else f"{c} {i}"
+            out[c].append(text if c == "text" else topics if c == "topics" else filler)
     return out
 
 
