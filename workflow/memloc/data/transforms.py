@@ -121,12 +121,13 @@ def drop_classes(raw: RawSplits, label_map: dict[str, Any] | None, dataset: str)
             f"data set '{dataset}': label_map maps every label ({', '.join(map(repr, dropped))}) to null, "
             f"which drops every class. Map at least two labels to class names in datasets.{dataset}.label_map."
         )
+    def mapped_to_null(value: Any) -> bool:
+        label = None if label_list(value) is not None else canonical(value)
+        return label is not None and map_key(label, label_map, raw.label_names) is None
+
     frames = _frames(raw)
     for split, frame in frames.items():
-        drop = np.array([
-            label_list(v) is None and (c := canonical(v)) is not None and map_key(c, label_map, raw.label_names) is None
-            for v in frame["label"].tolist()
-        ], dtype=bool)
+        drop = np.array([mapped_to_null(v) for v in frame["label"].tolist()], dtype=bool)
         if drop.all():
             raise DataError(
                 f"data set '{dataset}': {_where(raw, split)}: every row has a label that label_map maps to null "
