@@ -118,6 +118,34 @@ def make_vader_sdist(path: Path, lines: list[str] = MOVIE_LINES) -> Path:
     return path
 
 
+# ---------------------------------------------------------------- tokenizers
+
+BPE_CORPUS = ["the word bank by the river", "a bank account", "money in the bank", "the river is wide"]
+
+
+def decoder_tokenizer(eos: str = "<|endoftext|>", bos: str | None = None):
+    """A tiny byte-level BPE tokenizer like GPT-Neo's / Pythia's (``bos`` given: like OPT's, which
+    prepends it): an EOS token, no separator token, EOS as pad token (as materialising sets it); a
+    text pair is the two texts concatenated."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = [eos] + ([bos] if bos and bos != eos else [])
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    tok.train_from_iterator(BPE_CORPUS, trainer)
+    if bos:
+        bos_id = tok.token_to_id(bos)
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A $B", special_tokens=[(bos, bos_id)]
+        )
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos, bos_token=bos, pad_token=eos)
+
+
 def labelled_rows(n_per_class=(30, 20), names=("pos", "neg")) -> list[tuple[str, str]]:
     """(text, label name) rows, ``n`` per class, with distinct texts."""
     out = []

@@ -279,6 +279,7 @@ def test_duplicate_example_ids_are_rejected_by_memloc_check(tmp_path, capsys):
 
 
 def test_texts_beyond_max_length_are_truncated_with_a_warning_and_counted(tmp_path, caplog):
+    from memloc.encoding import TokenSettings
     from memloc.models.loading import load_tokenizer
     from memloc.tokens import load_tokenset, write_tokens
 
@@ -291,7 +292,8 @@ def test_texts_beyond_max_length_are_truncated_with_a_warning_and_counted(tmp_pa
     })
     path = tmp_path / "tokens" / "toy" / "tiny.parquet"
     with caplog.at_level(logging.WARNING, logger="memloc.tokens"):
-        df = write_tokens(examples, tokenizer, 8, path, {"data": "abc"})
+        df = write_tokens(examples, tokenizer, TokenSettings.with_defaults(max_length=8), path, {"data": "abc"},
+                          model_type="bert", marker=None)
     assert "2 of 4 examples are longer than max_length=8 tokens and were truncated" in caplog.text
     assert "raise the model's max_length" in caplog.text
     assert df["truncated"].tolist() == [False, True, False, True]

@@ -60,6 +60,7 @@ def _spec(train: Path) -> dict:
 @pytest.fixture(scope="module")
 def small_tree(tmp_path_factory) -> Path:
     """data, tokens, predictions and weights tables as memloc writes them (no training)."""
+    from memloc.encoding import TokenSettings
     from memloc.models.loading import load_tokenizer
     from memloc.tokens import write_tokens
 
@@ -68,8 +69,8 @@ def small_tree(tmp_path_factory) -> Path:
     examples = prepare_dataset(_spec(_csv(root / "toy.csv")), root / "resources",
                                results / "data" / "toy.parquet", results / "data" / "toy.labels.json")
     data_meta = read_metadata(results / "data" / "toy.parquet")
-    write_tokens(examples, load_tokenizer({"kind": "random"}), 16, results / "tokens" / "toy" / "tiny.parquet",
-                 {"data": data_meta["spec_hash"]})
+    write_tokens(examples, load_tokenizer({"kind": "random"}), TokenSettings.with_defaults(max_length=16),
+                 results / "tokens" / "toy" / "tiny.parquet", {"data": data_meta["spec_hash"]}, model_type="bert", marker=None)
     rng = np.random.default_rng(0)
     preds = []
     for checkpoint in ("final", "memorised"):

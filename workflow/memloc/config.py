@@ -204,6 +204,17 @@ def spec_hash(spec: Any) -> str:
     return stable_hash(spec)
 
 
+def model_defaults() -> dict[str, Any]:
+    """The schema's defaults of a model entry's own keys (``max_length``, ``pair_encoding``, ...), without
+    ``source`` and ``training``: for code that tokenises outside a validated config (tests, benchmarks)."""
+    schema = load_schema()
+    out: dict[str, Any] = {"source": {"kind": "random", "model_type": "bert"}}
+    errors = list(_Validator(schema).evolve(schema=schema["$defs"]["model"]).iter_errors(out))
+    if errors:
+        raise ConfigError(f"schema defaults of a model entry do not validate: {errors[0].message}")
+    return {k: v for k, v in out.items() if k not in ("source", "training")}
+
+
 def block_defaults(block: str) -> dict[str, Any]:
     """The schema's defaults of top-level block ``block``: what a config that omits it gets.
 

@@ -15,24 +15,36 @@ import pandas as pd
 import torch
 
 from memloc import __version__
+from memloc.encoding import TokenSettings, model_texts, needs_separator, resolve_separator
 from memloc.io import read_metadata, write_parquet
 
 log = logging.getLogger("memloc.tokens")
 
 
-def tokenize_examples(examples: pd.DataFrame, tokenizer, max_length: int) -> pd.DataFrame:
-    """Token ids of every example, truncated to ``max_length`` (texts cut are counted and logged)."""
+def tokenize_examples(
+    examples: pd.DataFrame, tokenizer, settings: TokenSettings, *, model_type: str | None, marker: str | None
+) -> tuple[pd.DataFrame, str | None]:
+    """Token ids of every example, truncated to ``settings.max_length`` (texts cut are counted and logged).
+
+    ``marker`` is the examples table's ``{SEP}`` placeholder (None when its templates have none);
+    returns the table and the separator used (None when none was needed).
+    """
     text_a = examples["text_a"].tolist()
     text_b = examples["text_b"].tolist() if "text_b" in examples else [None] * len(examples)
     text_b = [None if (b is None or (isinstance(b, float) and np.isnan(b))) else str(b) for b in text_b]
     has_pairs = any(b is not None for b in text_b)
     if has_pairs and any(b is None for b in text_b):
         raise ValueError("text_b is missing for some examples of a pair task; every example needs both texts")
-    full = tokenizer(text_a, text_b if has_pairs else None, truncation=False, add_special_tokens=True)
+    separator = None
+    if needs_separator(settings, has_pairs, marker):
+        separator = resolve_separator(tokenizer, model_type, settings.separator)
+    first, second = model_texts(text_a, text_b if has_pairs else None, settings, separator, marker)
+    max_length = settings.max_length
+    full = tokenizer(first, second, truncation=False, add_special_tokens=True)
     enc = tokenizer(
-        text_a,
-        text_b if has_pairs else None,
-        truncation="longest_first" if has_pairs else True,
+        first,
+        second,
+        truncation="longest_first" if second is not None else True,
         max_length=max_length,
         add_special_tokens=True,
     )
@@ -48,7 +60,7 @@ def tokenize_examples(examples: pd.DataFrame, tokenizer, max_length: int) -> pd.
             "truncated": truncated,
         }
     )
-    if "token_type_ids" in enc and has_pairs:
+    if "token_type_ids" in enc and second is not None:
         out["token_type_ids"] = [np.asarray(x, dtype=np.int8) for x in enc["token_type_ids"]]
     if truncated.any():
         log.warning(
@@ -58,18 +70,23 @@ def tokenize_examples(examples: pd.DataFrame, tokenizer, max_length: int) -> pd.
             len(examples),
             max_length,
         )
-    return out
+    return out, separator
 
 
-def write_tokens(examples: pd.DataFrame, tokenizer, max_length: int, path: str | Path, provenance: dict) -> pd.DataFrame:
-    df = tokenize_examples(examples, tokenizer, max_length)
+def write_tokens(
+    examples: pd.DataFrame, tokenizer, settings: TokenSettings, path: str | Path, provenance: dict,
+    *, model_type: str | None, marker: str | None,
+) -> pd.DataFrame:
+    df, separator = tokenize_examples(examples, tokenizer, settings, model_type=model_type, marker=marker)
     meta = {
         **provenance,
         "memloc_version": __version__,
-        "max_length": max_length,
+        "max_length": settings.max_length,
         "pad_token_id": int(tokenizer.pad_token_id),
         "n_truncated": int(df["truncated"].sum()),
     }
+    if separator is not None:  # recorded only when used, so a default run's metadata is unchanged
+        meta.update(pair_encoding=settings.pair_encoding, separator=separator)
     write_parquet(df, path, metadata=meta)
     return df
 

@@ -7,12 +7,14 @@
 
 import re
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from memloc import config as mconf
 from memloc import paths
 from memloc.control import config as control_cfg
 from memloc.control.pairs import VARIANT_PATTERN as CONTROL_VARIANT_PATTERN
+from memloc.encoding import TokenSettings
 from memloc.errors import ConfigError
 from memloc.localise.baseline import baseline_seeds
 
@@ -123,6 +125,11 @@ def model_targets():
         for v in VARIANTS
         for s in (baseline_seeds(config, SEEDS) if v == "frozen" else SEEDS)
     ]
+
+
+def token_settings(model):
+    """The model's tokenisation keys (memloc.encoding.TokenSettings): max_length, pair_encoding, separator."""
+    return asdict(TokenSettings.from_model_spec(mconf.model_spec(config, model)))
 
 
 def memorised_set_file(wildcards):

