@@ -28,7 +28,8 @@ import torch
 
 from memloc.localise.gradients import accumulate_mean_gradient, block_gradients_only, block_norm, block_values
 from memloc.localise.hidden import pooled_states
-from memloc.localise.probing import train_probes
+from memloc.localise.probes import train_probes
+from memloc.localise.probing import ProbingSettings
 from memloc.models.random import build_random_classifier
 from memloc.tokens import TokenSet
 
@@ -99,7 +100,7 @@ def measure(args) -> list[tuple]:
         y = np.zeros(n, dtype=np.int64)
         y[rng.choice(n, 120, replace=False)] = 1
         probes = [(f, s) for f in range(n_features) for s in seeds]
-        kw = dict(hidden_size=128, dropout=0.0, learning_rate=2e-4, weight_decay=1e-5, epochs=30, batch_size=32)
+        kw = ProbingSettings.with_defaults(dropout=0.0).probe_options()
         t_stack, together = timed(
             lambda: train_probes(features, y, [f for f, _ in probes], [s for _, s in probes], **kw), 1
         )

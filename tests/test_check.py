@@ -35,7 +35,8 @@ CONTRACT_TABLES = {
     "memorised_set", "localisation_windows", "localisation_gradients", "localisation_probing",
     "localisation_centroids", "localisation_centroid_events", "localisation_weights", "layer_weights",
     "mcog", "heatmaps", "probing", "centroids", "centroid_events", "counterfactual", "statistics",
-    "control_accuracy", "control_accuracy_summary",
+    "control_accuracy", "control_accuracy_summary", "localisation_label_probes", "localisation_probing_events",
+    "label_probes", "probing_events",
 }
 
 
@@ -138,6 +139,10 @@ def test_every_contract_table_has_a_valid_json_schema():
         ("localisation/swapping/toy/tiny/noisy/seed1.parquet", "localisation_windows"),
         ("localisation/retraining/toy/tiny/noisy/seed1.weights.parquet", "localisation_weights"),
         ("localisation/centroids/toy/tiny/noisy/seed1.events.parquet", "localisation_centroid_events"),
+        ("localisation/probing/toy/tiny/noisy/seed1.events.parquet", "localisation_probing_events"),
+        ("localisation/probing/toy/tiny/noisy/seed1.labels.parquet", "localisation_label_probes"),
+        ("summary/probing_events.parquet", "probing_events"),
+        ("summary/label_probes.parquet", "label_probes"),
         ("localisation/centroids/toy/tiny/noisy/seed1.parquet", "localisation_centroids"),
         ("summary/layer_weights.parquet", "layer_weights"),
         ("summary/control_accuracy_summary.parquet", "control_accuracy_summary"),

@@ -42,7 +42,10 @@ def test_schema_defaults_are_the_former_code_defaults(default_config):
     assert loc["gradients"] == {"loss": "ce", "norm": "l1", "subtract_clean": True, "divide_frozen": True,
                                 "batch_size": 32, "seed": 0}
     assert loc["probing"] == {"seeds": [1, 2, 3, 4, 5], "hidden_size": 128, "dropout": 0.1, "learning_rate": 2e-4,
-                              "weight_decay": 1e-5, "epochs": 30, "batch_size": 32}
+                              "weight_decay": 1e-5, "epochs": 30, "batch_size": 32, "standardise": True,
+                              "class_weights": "balanced", "dropout_position": "hidden", "split": "stratified",
+                              "select_from_epoch": 1, "selection_fallback": "first", "label_probes": False,
+                              "event_margin": 0.1, "initiation_fraction": 0.9}
     assert loc["centroids"] == {"max_pairs": None, "layers": "with_embeddings", "pooling": "per_pair",
                                 "crossing": "first_below"}
 

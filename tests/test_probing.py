@@ -11,18 +11,20 @@ import torch
 import yaml
 
 from memloc import config as mconf
+from memloc.errors import ConfigError
 from memloc.io import write_parquet
 from memloc.localise.hidden import normalise, pooled_states
-from memloc.localise.probing import (
-    ProbingSettings,
+from memloc.localise.probes import (
+    _ProbeStack,
     binary_f1_rows,
-    probe_layers,
-    probing_weights,
-    run_probing,
+    macro_f1_rows,
+    probe_split,
+    random_split,
     split_counts,
     stratified_split,
     train_probes,
 )
+from memloc.localise.probing import ProbingSettings, probe_layers, probing_weights, run_probing
 from memloc.localise.settings import technique_params
 from memloc.models.random import build_random_classifier
 from memloc.tokens import TokenSet
@@ -106,7 +108,7 @@ def synthetic_states(n=300, layers=5, d=8, first=3, seed=0):
 def test_probes_trained_together_equal_probes_trained_alone():
     states, _, y = synthetic_states(n=120, layers=2, d=6)
     features = torch.as_tensor(states)
-    kw = dict(hidden_size=8, dropout=0.0, learning_rate=1e-2, weight_decay=1e-5, epochs=4, batch_size=16)
+    kw = probing_settings(hidden_size=8, dropout=0.0, learning_rate=1e-2, epochs=4, batch_size=16).probe_options()
     together = train_probes(features, y, [0, 2, 2], [1, 1, 2], **kw)
     for p, (f, s) in enumerate([(0, 1), (2, 1), (2, 2)]):
         alone = train_probes(features, y, [f], [s], **kw)
@@ -166,3 +168,97 @@ def test_run_probing_writes_tables(tmp_path):
     assert len(raw) == 3 * 2 + 2
     assert weights["layer"].tolist() == [1, 2]
     assert raw["test_f1"].between(0, 1).all()
+
+
+# --------------------------------------------------------------------------- the published probe's options
+
+
+def test_macro_f1_rows_matches_sklearn_with_and_without_a_mask():
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(1)
+    t, p = rng.integers(0, 4, size=(5, 40)), rng.integers(0, 4, size=(5, 40))
+    p[4] = np.where(t[4] == 3, 0, t[4])  # a class that is never predicted
+    keep = rng.random((5, 40)) < 0.5
+    got = macro_f1_rows(torch.as_tensor(t), torch.as_tensor(p), 4).numpy()
+    np.testing.assert_allclose(got, [f1_score(a, b, average="macro") for a, b in zip(t, p)])
+    got = macro_f1_rows(torch.as_tensor(t), torch.as_tensor(p), 4, torch.as_tensor(keep)).numpy()
+    np.testing.assert_allclose(got, [f1_score(a[k], b[k], average="macro") for a, b, k in zip(t, p, keep)])
+    assert np.isnan(macro_f1_rows(torch.as_tensor(t), torch.as_tensor(p), 4, torch.zeros(5, 40, dtype=torch.bool)).numpy()).all()
+
+
+def test_random_split_is_unstratified_and_cut_like_the_published_list():
+    y = np.array([1] * 10 + [0] * 91)
+    parts = random_split(len(y), seed=0)
+    assert [len(p) for p in parts] == [70, 10, 21]  # int(0.7 n), int(0.8 n) - int(0.7 n), the rest
+    assert len(np.unique(np.concatenate(parts))) == 101
+    # unstratified: the test split's positives vary over seeds (stratified: always 2)
+    assert len({int(y[random_split(len(y), s)[2]].sum()) for s in range(10)}) > 1
+    assert {int(y[probe_split("stratified", y, s)[2]].sum()) for s in range(10)} == {2}
+    np.testing.assert_array_equal(probe_split("random", y, 3)[1], random_split(len(y), 3)[1])
+    with pytest.raises(ValueError, match="localisation.probing.split"):
+        train_probes(torch.zeros(20, 1, 2), np.arange(20) % 2, [0], [1],
+                     **probing_settings(epochs=1, split="bogus").probe_options())
+
+
+def test_standardising_reads_a_small_scale_signal_raw_features_miss():
+    """The memorised examples differ only in a dimension 10^6 times smaller than the others."""
+    rng = np.random.default_rng(0)
+    n = 300
+    y = np.zeros(n, dtype=np.int64)
+    y[rng.choice(n, 100, replace=False)] = 1
+    x = rng.normal(size=(n, 1, 4)).astype(np.float32) * 1e3
+    x[:, 0, 0] = (rng.normal(size=n) + 10 * y) * 1e-3
+    kw = dict(hidden_size=16, dropout=0.0, learning_rate=1e-2, epochs=15, batch_size=32, split="stratified")
+    scaled = train_probes(torch.as_tensor(x), y, [0, 0], [1, 2], **probing_settings(standardise=True, **kw).probe_options())
+    raw = train_probes(torch.as_tensor(x), y, [0, 0], [1, 2], **probing_settings(standardise=False, **kw).probe_options())
+    assert scaled["test_f1"].min() > 0.9
+    assert raw["test_f1"].max() < 0.7
+
+
+def constant_features(n=200, positives=30):
+    """Features that say nothing: a probe can only learn the (weighted) class prior."""
+    y = np.zeros(n, dtype=np.int64)
+    y[:positives] = 1
+    return torch.zeros(n, 1, 3), y
+
+
+@pytest.mark.parametrize("weights, all_positive", [([0.1, 0.9], True), ([0.33, 0.67], False)])
+def test_fixed_class_weights_set_the_prior_the_probe_learns(weights, all_positive):
+    """15% positives: weighted masses 0.135 vs 0.085 (predict memorised) and 0.10 vs 0.28 (predict clean)."""
+    x, y = constant_features()
+    out = train_probes(x, y, [0], [1], **probing_settings(class_weights=weights, hidden_size=4, dropout=0.0,
+                                                          learning_rate=5e-2, epochs=20).probe_options())
+    p = 6 / 40  # the stratified test split: 6 of 40 memorised
+    assert out.loc[0, "test_f1"] == pytest.approx(2 * p / (1 + p) if all_positive else 0.0)
+
+
+def test_selection_starts_at_select_from_epoch():
+    states, _, y = synthetic_states(n=120, layers=2, d=6)
+    kw = dict(hidden_size=8, dropout=0.0, learning_rate=1e-2, epochs=6, batch_size=16)
+    out = train_probes(torch.as_tensor(states), y, [0, 1, 2], [1, 1, 1],
+                       **probing_settings(select_from_epoch=4, **kw).probe_options())
+    assert out["best_epoch"].between(4, 6).all()
+    with pytest.raises(ConfigError, match="select_from_epoch = 7 exceeds epochs = 6"):
+        probing_settings(select_from_epoch=7, **kw)
+
+
+@pytest.mark.parametrize("fallback, epoch", [("first", 3), ("last", 5)])
+def test_a_probe_that_never_scores_keeps_the_first_candidate_or_its_last_epoch(fallback, epoch):
+    x, y = constant_features()  # weighted towards clean: F1 0 at every epoch
+    out = train_probes(x, y, [0], [1], **probing_settings(class_weights=[0.33, 0.67], selection_fallback=fallback,
+                                                          select_from_epoch=3, epochs=5, dropout=0.0).probe_options())
+    assert out.loc[0, "best_epoch"] == epoch and out.loc[0, "test_f1"] == 0.0
+
+
+@pytest.mark.parametrize("position", ["input", "hidden"])
+def test_dropout_position(position):
+    """Input dropout leaves an all-zero input (and so the output) unchanged; hidden dropout does not."""
+    stack = _ProbeStack([1, 2], d=6, h=32, n_classes=3, dropout=0.5, dropout_position=position,
+                        device=torch.device("cpu"), dropout_seed=0)
+    zeros, ones = torch.zeros(2, 5, 6), torch.ones(2, 5, 6)
+    with torch.no_grad():
+        assert torch.equal(stack(zeros, train=True), stack(zeros, train=False)) == (position == "input")
+        assert not torch.equal(stack(ones, train=True), stack(ones, train=False))
+    with pytest.raises(ValueError, match="dropout_position"):
+        _ProbeStack([1], 2, 2, 2, 0.1, "output", torch.device("cpu"))

@@ -75,7 +75,7 @@ def test_report_holds_only_files_it_can_render(rules):
         assert kind is not None and not f.endswith(".parquet"), f
     summary_copies = {Path(f).name for f in marked if f.startswith("results/summary/")}
     tables = {"layer_weights", "heatmaps", "probing", "centroids", "centroid_events", "counterfactual", "mcog", "statistics",
-              "control_accuracy", "control_accuracy_summary"}
+              "control_accuracy", "control_accuracy_summary", "label_probes", "probing_events"}
     assert summary_copies == {f"{t}.csv" for t in tables}
 
 
@@ -86,6 +86,8 @@ def test_report_holds_only_files_it_can_render(rules):
          dict(technique="swapping", dataset="sst2", model="bert_base", variant="control-1-2", seed=12)),
         (paths.LOCALISATION_EVENTS, dict(technique="centroids", dataset="d", model="m", variant="noisy", seed=3)),
         (paths.LOCALISATION_RAW, dict(technique="probing", dataset="d", model="m", variant="noisy", seed=1)),
+        (paths.LOCALISATION_LABELS, dict(technique="probing", dataset="d", model="m", variant="noisy", seed=4)),
+        (paths.LOCALISATION_EVENTS, dict(technique="probing", dataset="d", model="m", variant="noisy", seed=5)),
     ],
 )
 def test_collectors_parse_what_the_rules_write(template, values):

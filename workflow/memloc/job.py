@@ -38,6 +38,7 @@ FILE_KEYWORDS = {
     "raw": "raw_path",
     "weights": "weights_path",
     "events": "events_path",
+    "labels": "labels_path",
 }
 #: Outputs named ``<name>_csv`` are the report's CSV copy of the Parquet output ``<name>``.
 CSV_SUFFIX = "_csv"
@@ -65,10 +66,10 @@ class Job:
         """The job's named inputs, then outputs, that :data:`FILE_KEYWORDS` knows, under their keywords.
 
         Outputs are read only for the names the package's run functions write (raw, weights,
-        events), so a training job's ``memorised`` checkpoint output never shadows an input.
+        events, labels), so a training job's ``memorised`` checkpoint output never shadows an input.
         """
         out = {FILE_KEYWORDS[k]: (v or None) for k, v in self.input.items() if k in FILE_KEYWORDS}
-        out.update({FILE_KEYWORDS[k]: v for k, v in self.output.items() if k in ("raw", "weights", "events")})
+        out.update({FILE_KEYWORDS[k]: v for k, v in self.output.items() if k in ("raw", "weights", "events", "labels")})
         return out
 
     @property

@@ -38,11 +38,13 @@ COUNTERFACTUAL_SUMMARY = f"{COUNTERFACTUAL}/summary.json"
 RELIABILITY = f"{COUNTERFACTUAL}/reliability.parquet"
 MEMORISED_SET = f"{COUNTERFACTUAL}/memorised_set.parquet"
 
-#: A technique's per-run tables: the raw table, its per-layer weights, and the centroids' events.
+#: A technique's per-run tables: the raw table, its per-layer weights, the centroids' and probing's
+#: events, and probing's label probes.
 LOCALISATION = f"localisation/{{technique}}/{RUN}"
 LOCALISATION_RAW = f"{LOCALISATION}.parquet"
 LOCALISATION_WEIGHTS = f"{LOCALISATION}.weights.parquet"
 LOCALISATION_EVENTS = f"{LOCALISATION}.events.parquet"
+LOCALISATION_LABELS = f"{LOCALISATION}.labels.parquet"
 
 SUMMARY = "summary/{table}.parquet"
 #: The report's copy of a summary table: Snakemake's report renders CSV as a table, Parquet as bytes.

@@ -46,6 +46,8 @@ STATS = config["stats"]
 # Techniques by what they produce: per-layer weights (M-CoG) and window tables (heatmaps).
 WEIGHT_TECHNIQUES = [t for t in LOC["techniques"] if t in ("swapping", "retraining", "gradients", "probing")]
 WINDOW_TECHNIQUES = [t for t in LOC["techniques"] if t in ("swapping", "retraining")]
+# Label probes and probing events (noisy variant only): localisation.probing.label_probes.
+LABEL_PROBES = "probing" in LOC["techniques"] and LOC["probing"]["label_probes"]
 
 
 resource_scopes:
@@ -130,6 +132,11 @@ def model_targets():
 def token_settings(model):
     """The model's tokenisation keys (memloc.encoding.TokenSettings): max_length, pair_encoding, separator."""
     return asdict(TokenSettings.from_model_spec(mconf.model_spec(config, model)))
+
+
+def label_probe_files(template):
+    """Probing's label-probe table or events (a memloc.paths localisation template) of every noisy run."""
+    return expand(results_path(template, technique="probing", variant="noisy"), dataset=DATASETS, model=MODELS, seed=SEEDS)
 
 
 def memorised_set_file(wildcards):

@@ -216,6 +216,53 @@ rule figure_generalisation:
         "../scripts/figure_generalisation.py"
 
 
+rule figure_label_probes:
+    """Label-probe F1 per layer: noisy label vs original label, on noisy and clean examples."""
+    input:
+        table=summary_table("label_probes"),
+        events=summary_table("probing_events"),
+        code=figure_code("label_probes"),
+    output:
+        pdf=_LABEL_PROBES_OUT["pdf"],
+        png=_LABEL_PROBES_OUT["png"],
+    params:
+        datasets=DATASETS,
+    log:
+        job_log("figure_label_probes"),
+    benchmark:
+        job_benchmark("figure_label_probes")
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=mem_mb_growing(2000),
+        runtime=runtime_growing(10),
+    script:
+        "../scripts/figure_label_probes.py"
+
+
+rule figure_probing_events:
+    """Probing event layer against initiation layer per data set, with the diagonal."""
+    input:
+        table=summary_table("probing_events"),
+        code=figure_code("label_probes"),
+    output:
+        pdf=_PROBING_EVENTS_OUT["pdf"],
+        png=_PROBING_EVENTS_OUT["png"],
+    params:
+        datasets=DATASETS,
+    log:
+        job_log("figure_probing_events"),
+    benchmark:
+        job_benchmark("figure_probing_events")
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=mem_mb_growing(2000),
+        runtime=runtime_growing(10),
+    script:
+        "../scripts/figure_probing_events.py"
+
+
 rule figures:
     """Every figure the config asks for."""
     input:

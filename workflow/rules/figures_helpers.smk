@@ -34,6 +34,8 @@ def figure_stems():
         stems += ["layer_weights", "mcog", "agreement_technique", "agreement_model"]
     if "probing" in LOC["techniques"]:
         stems.append("probing_f1")
+    if LABEL_PROBES:
+        stems += ["label_probes", "probing_events"]
     if "centroids" in LOC["techniques"]:
         stems += ["centroid_trajectories", "centroid_crossing_initiation"]
     if CONTROL["enabled"]:
@@ -63,6 +65,8 @@ _AGREEMENT_OUT = figure_outputs(
 )
 _WEIGHTS_OUT = figure_outputs("layer_weights", "figure_layer_weights", "Localisation")
 _PROBING_OUT = figure_outputs("probing_f1", "figure_probing", "Localisation")
+_LABEL_PROBES_OUT = figure_outputs("label_probes", "figure_label_probes", "Localisation")
+_PROBING_EVENTS_OUT = figure_outputs("probing_events", "figure_probing_events", "Localisation")
 _CENTROIDS_OUT = figure_outputs("centroid_trajectories", "figure_centroids", "Localisation")
 _CENTROID_EVENTS_OUT = figure_outputs("centroid_crossing_initiation", "figure_centroid_events", "Localisation")
 _MCOG_OUT = figure_outputs("mcog", "figure_mcog", "M-CoG")

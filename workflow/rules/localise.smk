@@ -109,6 +109,34 @@ rule localise_probing:
         "../scripts/localise_probing.py"
 
 
+rule localise_label_probes:
+    """Probe every layer for the training (noisy) and the original label; probing event and initiation layers."""
+    input:
+        examples=results_path(paths.DATA),
+        tokens=results_path(paths.TOKENS),
+        memorised=memorised_set_file,
+        model=analysed_checkpoint(),
+    output:
+        **localisation_outputs("probing", ("labels", "events")),
+    wildcard_constraints:
+        variant="noisy",
+    params:
+        settings=technique_settings("probing"),
+    log:
+        job_log("localise_label_probes", paths.RUN),
+    benchmark:
+        job_benchmark("localise_label_probes", paths.RUN)
+    conda:
+        CONDA_ENV
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=mem_mb_growing(8000),
+        runtime=runtime_growing(60),
+    script:
+        "../scripts/localise_label_probes.py"
+
+
 rule localise_centroids:
     """Project examples onto class-centroid lines per layer; crossing and initiation layers."""
     input:

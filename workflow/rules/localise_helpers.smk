@@ -1,7 +1,8 @@
 # Settings and helper functions of the localise rules (localise.smk).
 
 # Localisation techniques: one job per (technique, dataset, model, variant, seed), each writing
-# its raw table and its per-layer weights (centroids: its events).
+# its raw table and its per-layer weights (centroids: its events); probing's label probes write
+# their table and the probing events (noisy variant only).
 
 from memloc.control.pairs import twin_of as _twin_of
 from memloc.localise.baseline import baseline_seed as _baseline_seed
@@ -45,8 +46,13 @@ def twin_checkpoint(wildcards):
 
 
 def localisation_outputs(technique, kinds=("raw", "weights")):
-    """The per-run tables of `technique`, by kind (raw, weights, events), each required non-empty."""
-    templates = {"raw": paths.LOCALISATION_RAW, "weights": paths.LOCALISATION_WEIGHTS, "events": paths.LOCALISATION_EVENTS}
+    """The per-run tables of `technique`, by kind (raw, weights, events, labels), each required non-empty."""
+    templates = {
+        "raw": paths.LOCALISATION_RAW,
+        "weights": paths.LOCALISATION_WEIGHTS,
+        "events": paths.LOCALISATION_EVENTS,
+        "labels": paths.LOCALISATION_LABELS,
+    }
     return {kind: ensure(results_path(templates[kind], technique=technique), non_empty=True) for kind in kinds}
 
 
@@ -55,4 +61,6 @@ def localisation_targets():
     for technique in LOC["techniques"]:
         template = paths.LOCALISATION_EVENTS if technique == "centroids" else paths.LOCALISATION_WEIGHTS
         out += expand(results_path(template, technique=technique, variant="noisy"), dataset=DATASETS, model=MODELS, seed=SEEDS)
+    if LABEL_PROBES:
+        out += label_probe_files(paths.LOCALISATION_EVENTS)
     return out

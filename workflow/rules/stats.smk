@@ -79,6 +79,27 @@ rule stats_centroids:
         "../scripts/stats_centroids.py"
 
 
+rule stats_label_probes:
+    """Every noisy run's label-probe F1 and its probing event and initiation layers."""
+    input:
+        labels=lambda wc: label_probe_files(paths.LOCALISATION_LABELS),
+        events=lambda wc: label_probe_files(paths.LOCALISATION_EVENTS),
+    output:
+        **summary_outputs("table", "label_probes", "label_probes_table"),
+        **summary_outputs("events", "probing_events", "probing_events"),
+    log:
+        job_log("stats_label_probes"),
+    benchmark:
+        job_benchmark("stats_label_probes")
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=mem_mb_growing(2000),
+        runtime=runtime_growing(10),
+    script:
+        "../scripts/stats_label_probes.py"
+
+
 rule stats_counterfactual:
     """One row per (data set, model): task family and the counterfactual summary numbers."""
     input:

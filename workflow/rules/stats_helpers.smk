@@ -32,6 +32,8 @@ def stats_tables():
         out.append("probing")
     if "centroids" in LOC["techniques"]:
         out += ["centroids", "centroid_events"]
+    if LABEL_PROBES:
+        out += ["label_probes", "probing_events"]
     if STATS["counterfactual"]:
         out.append("counterfactual")
     return out

@@ -39,6 +39,12 @@ TECHNIQUE_COLOURS = {
 }
 NETWORK_COLOURS = {"noisy": "#D55E00", "frozen": "#7F7F7F"}
 GROUP_COLOURS = {"clean_a": "#0072B2", "noisy": "#D55E00", "clean_b": "#009E73"}
+#: Label-probe curves (probe target on test examples) and the events read from them.
+LABEL_CURVE_STYLES = {
+    "noisy_label_on_noisy": {"color": "#D55E00", "ls": "-", "label": "noisy label, noisy examples"},
+    "clean_label_on_noisy": {"color": "#0072B2", "ls": "--", "label": "original label, noisy examples"},
+    "clean_label_on_clean": {"color": "#009E73", "ls": ":", "label": "original label, clean examples"},
+}
 METRIC_COLOURS = {"acc@1": "#0072B2", "acc@2": "#56B4E9"}
 HEATMAP_CMAP = "rocket_r"
 AGREEMENT_CMAP = "vlag"

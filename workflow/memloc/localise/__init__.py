@@ -10,7 +10,9 @@ into per-layer weights:
 
 Per-layer techniques: :mod:`memloc.localise.gradients` (forgetting gradients),
 :mod:`memloc.localise.probing` and :mod:`memloc.localise.centroids`, the last two on the pooled
-hidden states of :mod:`memloc.localise.hidden`.
+hidden states of :mod:`memloc.localise.hidden`. Probing's batched MLPs are
+:mod:`memloc.localise.probes`; its label probes and probing events
+:mod:`memloc.localise.label_probes` and :mod:`memloc.localise.probing_events`.
 
 :mod:`memloc.localise.common` holds what every job shares: its inputs, the memorised set (the
 noisy training examples, or an explicit set of example ids), and output tables with provenance.

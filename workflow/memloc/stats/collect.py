@@ -2,7 +2,7 @@
 
 Per-run files follow the results layout (:mod:`memloc.paths`)::
 
-    .../localisation/{technique}/{dataset}/{model}/{variant}/seed{seed}[.weights|.events].parquet
+    .../localisation/{technique}/{dataset}/{model}/{variant}/seed{seed}[.weights|.events|.labels].parquet
     .../counterfactual/{dataset}/{model}/summary.json
 
 Each collector takes a list of paths (or ``(ids, DataFrame)`` pairs already in memory via the
@@ -28,18 +28,19 @@ PathLike = str | os.PathLike
 
 
 def parse_run_path(path: PathLike) -> dict:
-    """Identifiers of a per-run localisation file (raw table, weights or events).
+    """Identifiers of a per-run localisation file (raw table, weights, events or label probes).
 
     >>> parse_run_path("results/localisation/swapping/sst2/bert/noisy/seed3.weights.parquet")["seed"]
     3
     """
-    for template in (paths.LOCALISATION_WEIGHTS, paths.LOCALISATION_EVENTS, paths.LOCALISATION_RAW):
+    for template in (paths.LOCALISATION_WEIGHTS, paths.LOCALISATION_EVENTS, paths.LOCALISATION_LABELS,
+                     paths.LOCALISATION_RAW):
         try:
             ids = paths.parse(template, path)
         except ValueError:
             continue
         return {k: ids[k] for k in RUN_IDS}
-    raise ValueError(f"{path}: expected .../{paths.LOCALISATION}[.weights|.events].parquet")
+    raise ValueError(f"{path}: expected .../{paths.LOCALISATION}[.weights|.events|.labels].parquet")
 
 
 def parse_counterfactual_path(path: PathLike) -> dict:
@@ -68,9 +69,9 @@ def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
 
 
 def _dtype(col: str) -> str:
-    if col in ("seed", "layer", "size", "start", "end", "probe_seed", "n_windows", "n_pairs"):
+    if col in ("seed", "layer", "size", "start", "end", "probe_seed", "n_windows", "n_pairs", "num_layers"):
         return "int64"
-    if col in ("technique", "dataset", "model", "variant", "probed", "group", "family"):
+    if col in ("technique", "dataset", "model", "variant", "probed", "group", "family", "target"):
         return "object"
     return "float64"
 
@@ -189,6 +190,43 @@ def probing_frames(items: Iterable[tuple[Mapping, pd.DataFrame]]) -> pd.DataFram
 def collect_probing(paths: Iterable[PathLike]) -> pd.DataFrame:
     """``summary/probing.parquet``: every probe's F1 per layer, probe seed and probed network."""
     return probing_frames((parse_run_path(p), pd.read_parquet(p)) for p in paths)
+
+
+LABEL_PROBE_COLUMNS = ["dataset", "model", "variant", "seed", "target", "layer", "probe_seed", "val_f1", "test_f1",
+                       "test_f1_noisy", "test_f1_clean"]
+PROBING_EVENT_COLUMNS = ["dataset", "model", "variant", "seed", "num_layers", "event_layer", "initiation_layer",
+                         "chance_f1", "peak_f1"]
+
+
+def _run_frames(items: Iterable[tuple[Mapping, pd.DataFrame]], columns: list[str]) -> pd.DataFrame:
+    """Per-run tables with their run identifiers, reduced to ``columns`` (absent ones NaN)."""
+    ids_cols = ["dataset", "model", "variant", "seed"]
+    frames = [_with_ids(df[[c for c in columns[4:] if c in df.columns]], {k: ids[k] for k in ids_cols}) for ids, df in items]
+    out = _concat(frames, columns)
+    for col in columns:
+        if col not in out:
+            out[col] = np.nan
+    return out[columns]
+
+
+def label_probe_frames(items: Iterable[tuple[Mapping, pd.DataFrame]]) -> pd.DataFrame:
+    """Label-probe tables (§6.7) with identifiers: macro F1 per target, layer and probe seed."""
+    return _run_frames(items, LABEL_PROBE_COLUMNS)
+
+
+def collect_label_probes(paths: Iterable[PathLike]) -> pd.DataFrame:
+    """``summary/label_probes.parquet`` from ``localisation/probing/.../seed{seed}.labels.parquet``."""
+    return label_probe_frames((parse_run_path(p), pd.read_parquet(p)) for p in paths)
+
+
+def probing_event_frames(items: Iterable[tuple[Mapping, pd.DataFrame]]) -> pd.DataFrame:
+    """Probing events (§6.7) with identifiers: one row per run."""
+    return _run_frames(items, PROBING_EVENT_COLUMNS)
+
+
+def collect_probing_events(paths: Iterable[PathLike]) -> pd.DataFrame:
+    """``summary/probing_events.parquet`` from ``localisation/probing/.../seed{seed}.events.parquet``."""
+    return probing_event_frames((parse_run_path(p), pd.read_parquet(p)) for p in paths)
 
 
 # ---------------------------------------------------------------- centroids
