@@ -35,7 +35,7 @@ CONTRACT_TABLES = {
     "memorised_set", "localisation_windows", "localisation_gradients", "localisation_probing",
     "localisation_centroids", "localisation_centroid_events", "localisation_weights", "layer_weights",
     "mcog", "heatmaps", "probing", "centroids", "centroid_events", "counterfactual", "statistics",
-    "control_accuracy", "control_accuracy_summary",
+    "control_accuracy", "control_accuracy_summary", "validation", "swapping_clean",
 }
 
 

@@ -20,6 +20,7 @@ def stats_optional(wildcards):
         "centroid_events": [summary_table("centroid_events")] if "centroids" in LOC["techniques"] else [],
         "counterfactual": [summary_table("counterfactual")] if STATS["counterfactual"] else [],
         "control": [summary_table("control_accuracy")] if CONTROL["enabled"] else [],
+        "validation": [summary_table("validation")] if "noisy" in VARIANTS else [],
     }
 
 
@@ -34,6 +35,10 @@ def stats_tables():
         out += ["centroids", "centroid_events"]
     if STATS["counterfactual"]:
         out.append("counterfactual")
+    if "noisy" in VARIANTS:
+        out.append("validation")
+    if "swapping" in LOC["techniques"]:
+        out.append("swapping_clean")
     return out
 
 
