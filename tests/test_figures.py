@@ -8,6 +8,7 @@ from memloc import figures as F
 from memloc.control.accuracy import summarise
 from memloc.figures import style
 from memloc.stats import synthetic as syn
+from memloc.stats.depth import depth_frame
 from memloc.stats.mcog import mcog_table
 from memloc.stats.statistics import statistics_table
 
@@ -28,8 +29,15 @@ def single():
     t["counterfactual"] = syn.counterfactual_table()
     t["control"] = syn.control_table(num_layers=3).assign(learned=True)
     t["control_summary"] = summarise(t["control"], bootstrap=20)
-    t["statistics"] = statistics_table(t["mcog"], t["layer_weights"], {}, t["counterfactual"], t["centroid_events"], t["control"])
+    t["validation"] = syn.validation_table()
+    t["probing_events"] = syn.probing_events_table(num_layers=3)
+    t["statistics"] = statistics_table(t["mcog"], t["layer_weights"], {}, t["counterfactual"], t["centroid_events"], t["control"],
+                                       validation=t["validation"], probing_events=t["probing_events"], n_boot=20, seed=0)
     return t
+
+
+def depth(t):
+    return depth_frame(t["mcog"], t["counterfactual"], t["validation"], t["probing_events"], t["centroid_events"])
 
 
 def check(stem):
@@ -51,6 +59,11 @@ PLOTS = {
     "agreement_models": lambda t, s: F.plot_agreement(t["statistics"], s, between="model"),
     "control": lambda t, s: F.plot_control(t["control_summary"], s, table=t["control"]),
     "generalisation": lambda t, s: F.plot_generalisation(t["mcog"], t["counterfactual"], s),
+    "single_layer": lambda t, s: F.plot_single_layer(t["heatmaps"], s, technique="retraining"),
+    "clean_accuracy": lambda t, s: F.plot_clean_accuracy(t["swapping_clean"], s),
+    "mcog_mean": lambda t, s: F.plot_mcog_mean(t["mcog"], s),
+    "depth": lambda t, s: F.plot_depth(depth(t), s, statistics=t["statistics"]),
+    "events": lambda t, s: F.plot_events(t["probing_events"], t["centroid_events"], s, statistics=t["statistics"]),
 }
 
 
@@ -126,9 +139,9 @@ def test_centroid_events_figure(monkeypatch, tmp_path):
 
     ev = pd.concat([run("a", "m1", 1, [2.0, 4.0]), run("a", "m1", 2, [4.0, np.nan]),
                     run("b", "m1", 1, [1.0, 1.0], pooled=6.0), run("a", "m2", 1, [5.0])], ignore_index=True)
-    from memloc.figures.centroid_events import mean_events
+    from memloc.stats.events import centroid_event_means
 
-    points = mean_events(ev).set_index(["dataset", "model"])
+    points = centroid_event_means(ev).set_index(["dataset", "model"])
     assert points.loc[("a", "m1"), "crossing_layer"] == 3.5  # seed 1: 3, seed 2: 4 (the NaN pair left out)
     assert points.loc[("b", "m1"), "crossing_layer"] == 6.0 and points.loc[("b", "m1"), "initiation_layer"] == 5.0
     drawn = []
@@ -144,3 +157,46 @@ def test_centroid_events_figure(monkeypatch, tmp_path):
     assert "needs at least 3 data sets; this run has 2" in text
     three = pd.concat([ev, run("c", "m1", 1, [2.0])], ignore_index=True)
     assert "needs at least" not in drawn_text(monkeypatch, lambda: F.plot_centroid_events(three, tmp_path / "g"))
+
+
+def test_section5_figures_say_what_they_need(single, monkeypatch, tmp_path):
+    """One (data set, model): the single-block swarm needs 2 data sets, the depth panels 3 data
+    sets, the event comparison 3 (data set, model) pairs; M-CoG averaged over one technique is no average."""
+    swarm = drawn_text(monkeypatch, lambda: F.plot_single_layer(single["heatmaps"], tmp_path / "s", technique="swapping"))
+    assert "needs at least 2 data sets; this run has 1" in swarm and "run.datasets" in swarm
+    dep = drawn_text(monkeypatch, lambda: F.plot_depth(depth(single), tmp_path / "d", statistics=single["statistics"]))
+    assert dep.count("needs at least 3 data sets; this run has 1") == 6
+    ev = drawn_text(monkeypatch, lambda: F.plot_events(single["probing_events"], single["centroid_events"], tmp_path / "e"))
+    assert ev.count("needs at least 3 (data set, model) pairs with both events; this run has 1") == 2
+    no_probe = drawn_text(monkeypatch, lambda: F.plot_events(None, single["centroid_events"], tmp_path / "n"))
+    assert "this run has no probing events" in no_probe
+    one = single["mcog"][single["mcog"]["technique"] == "swapping"]
+    mean = drawn_text(monkeypatch, lambda: F.plot_mcog_mean(one, tmp_path / "m"))
+    assert "needs at least 2 techniques; this run has 1" in mean
+
+
+def test_section5_figures_draw_several_datasets(monkeypatch, tmp_path):
+    """Four data sets x two models: every panel draws points and the pooled rho, none says it needs more."""
+    ds, ms = ("a", "b", "c", "d"), ("m1", "m2")
+    t = syn.summary_tables(datasets=ds, models=ms, num_layers=3)
+    t["mcog"] = mcog_table(t["layer_weights"], t["probing"], n_boot=20)
+    t["counterfactual"] = syn.counterfactual_table(ds, ms)
+    t["validation"] = syn.validation_table(ds, ms)
+    t["probing_events"] = syn.probing_events_table(ds, ms, num_layers=3)
+    t["statistics"] = statistics_table(t["mcog"], t["layer_weights"], {}, t["counterfactual"], t["centroid_events"],
+                                       include_control=False, validation=t["validation"], probing_events=t["probing_events"],
+                                       n_boot=20, seed=0)
+    figs = []
+    monkeypatch.setattr(style, "save", lambda fig, stem: figs.append(fig))
+    F.plot_single_layer(t["heatmaps"], tmp_path / "s", technique="swapping")
+    F.plot_depth(depth(t), tmp_path / "d", statistics=t["statistics"])
+    F.plot_events(t["probing_events"], t["centroid_events"], tmp_path / "e", statistics=t["statistics"])
+    F.plot_mcog_mean(t["mcog"], tmp_path / "m")
+    for fig, points in zip(figs, (8, 6 * 8, 2 * 8, 8)):
+        text = " ".join(a.get_title() for a in fig.axes)
+        assert "needs at least" not in text
+        drawn = sum(len(line.get_xdata()) for a in fig.axes for line in a.get_lines()
+                    if line.get_linestyle() == "None" and line.get_marker() not in ("|", "_"))  # not error bar caps
+        assert drawn == points, (text, drawn)
+    depth_titles = " ".join(a.get_title() for a in figs[1].axes)
+    assert depth_titles.count("rho = ") == 6

@@ -175,12 +175,14 @@ def test_statistics_table_on_the_embedded_default_shape():
     t = syn.summary_tables()
     mc = mcog_table(t["layer_weights"], t["probing"], n_boot=50)
     st = statistics_table(
-        mc, t["layer_weights"], {"movies": "sentiment"}, syn.counterfactual_table(), t["centroid_events"], syn.control_table()
+        mc, t["layer_weights"], {"movies": "sentiment"}, syn.counterfactual_table(), t["centroid_events"], syn.control_table(),
+        validation=syn.validation_table(), probing_events=syn.probing_events_table(), n_boot=50, seed=0,
     )
     assert list(st.columns) == STAT_COLUMNS
     analyses = set(st["analysis"])
     for name in ("agreement_technique_mcog_pearson", "agreement_model_weights_spearman", "mcog_model",
-                 "generalisation_spearman", "generalisation_slope", "control_binomial"):
+                 "generalisation_spearman", "generalisation_slope", "control_binomial", "agreement_model_minmax_pearson",
+                 "depth_generalisation_spearman", "depth_validation_spearman", "events_probing_centroids_spearman"):
         assert name in analyses
     missing = st[st["estimate"].isna()]
     assert (missing["note"].str.len() > 0).all()

@@ -63,6 +63,11 @@ def make_inputs(root: Path, L: int = 3) -> None:
         raw.to_parquet(f"{stem}.parquet")
         if t != "centroids":
             w.to_parquet(f"{stem}.weights.parquet")
+    model = res / "models" / "toy" / "tiny" / "noisy" / "seed1"
+    model.mkdir(parents=True)
+    pd.DataFrame(dict(example_id=range(6), split=["train", "validation", "validation", "validation", "validation", "test"],
+                      checkpoint="final", label=[0, 0, 0, 1, 1, 1], pred=[0, 0, 1, 1, 1, 0], p_label=0.6,
+                      correct=[True, True, False, True, True, False], is_noisy=False)).to_parquet(model / "predictions.parquet")
     cf = res / "counterfactual" / "toy" / "tiny"
     cf.mkdir(parents=True)
     (cf / "summary.json").write_text(json.dumps({"generalisation_mean": 0.4, "cm_noisy_mean": 0.3, "cm_clean_mean": 0.02,
@@ -95,7 +100,9 @@ def test_rules_dry_run_and_tables(harness):
     dry = snakemake(harness, "-n", "all")
     assert dry.returncode == 0, dry.stderr + dry.stdout
     for rule in ("stats_layer_weights", "stats_mcog", "stats_statistics", "stats_heatmaps", "figure_heatmap", "figure_agreement",
-                 "figure_mcog", "figure_generalisation", "figure_centroids", "figure_centroid_events", "figure_probing"):
+                 "figure_mcog", "figure_generalisation", "figure_centroids", "figure_centroid_events", "figure_probing",
+                 "stats_validation", "stats_swapping_clean", "figure_single_layer", "figure_clean_accuracy", "figure_mcog_mean",
+                 "figure_depth", "figure_events"):
         assert rule in dry.stdout, rule
     assert "figure_control" not in dry.stdout  # no control models configured
 
@@ -108,8 +115,15 @@ def test_rules_dry_run_and_tables(harness):
     st = pd.read_parquet(summary / "statistics.parquet")
     assert {"agreement_technique_mcog_pearson", "mcog_model", "generalisation_spearman"} <= set(st["analysis"])
     assert "control_binomial" not in set(st["analysis"])
+    new = {"depth_generalisation_spearman", "depth_validation_spearman", "agreement_model_minmax_spearman"}
+    assert new <= set(st["analysis"])
+    val = pd.read_parquet(summary / "validation.parquet").iloc[0]
+    assert val["n"] == 4 and val["accuracy"] == 0.75 and val["chance"] == 0.5 and val["accuracy_norm"] == 0.5
+    clean = pd.read_parquet(summary / "swapping_clean.parquet")
+    assert len(clean) == 6 and clean["acc_clean"].between(0, 1).all()  # L = 3: 6 windows
     assert (harness / "results" / "logs" / "stats_statistics.log").exists()
     # The report's copy of every summary table is a CSV with the same rows and columns.
-    for table in ("layer_weights", "heatmaps", "probing", "centroids", "centroid_events", "counterfactual", "mcog", "statistics"):
+    for table in ("layer_weights", "heatmaps", "probing", "centroids", "centroid_events", "counterfactual", "mcog", "statistics",
+                  "validation", "swapping_clean"):
         parquet, csv = pd.read_parquet(summary / f"{table}.parquet"), pd.read_csv(summary / f"{table}.csv")
         assert list(csv.columns) == list(parquet.columns) and len(csv) == len(parquet), table

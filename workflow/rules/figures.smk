@@ -267,3 +267,123 @@ rule figures:
     """Every figure the config asks for."""
     input:
         lambda wc: figure_targets(),
+
+
+rule figure_single_layer:
+    """The largest memorisation error from swapping or retraining one block, per model and data set."""
+    input:
+        table=summary_table("heatmaps"),
+        code=figure_code("single_layer"),
+    output:
+        pdf=_SINGLE_LAYER_OUT["pdf"],
+        png=_SINGLE_LAYER_OUT["png"],
+    wildcard_constraints:
+        technique="swapping|retraining",
+    params:
+        datasets=DATASETS,
+    log:
+        job_log("figure_single_layer", "{technique}"),
+    benchmark:
+        job_benchmark("figure_single_layer", "{technique}")
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=mem_mb_growing(2000),
+        runtime=runtime_growing(10),
+    script:
+        "../scripts/figure_single_layer.py"
+
+
+rule figure_clean_accuracy:
+    """The clean examples' accuracy with each window swapped."""
+    input:
+        table=summary_table("swapping_clean"),
+        code=figure_code("clean_accuracy"),
+    output:
+        pdf=_CLEAN_ACCURACY_OUT["pdf"],
+        png=_CLEAN_ACCURACY_OUT["png"],
+    params:
+        datasets=DATASETS,
+    log:
+        job_log("figure_clean_accuracy"),
+    benchmark:
+        job_benchmark("figure_clean_accuracy")
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=mem_mb_growing(2000),
+        runtime=runtime_growing(10),
+    script:
+        "../scripts/figure_clean_accuracy.py"
+
+
+rule figure_mcog_mean:
+    """M-CoG averaged over techniques per data set and model."""
+    input:
+        table=summary_table("mcog"),
+        code=figure_code("mcog_mean"),
+    output:
+        pdf=_MCOG_MEAN_OUT["pdf"],
+        png=_MCOG_MEAN_OUT["png"],
+    params:
+        datasets=DATASETS,
+    log:
+        job_log("figure_mcog_mean"),
+    benchmark:
+        job_benchmark("figure_mcog_mean")
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=mem_mb_growing(2000),
+        runtime=runtime_growing(10),
+    script:
+        "../scripts/figure_mcog_mean.py"
+
+
+rule figure_depth:
+    """M-CoG averaged over techniques and the layer events against generalisation and validation accuracy."""
+    input:
+        unpack(figure_depth_optional),
+        mcog=summary_table("mcog"),
+        statistics=summary_table("statistics"),
+        code=figure_code("depth"),
+    output:
+        pdf=_DEPTH_OUT["pdf"],
+        png=_DEPTH_OUT["png"],
+    params:
+        datasets=DATASETS,
+    log:
+        job_log("figure_depth"),
+    benchmark:
+        job_benchmark("figure_depth")
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=mem_mb_growing(2000),
+        runtime=runtime_growing(10),
+    script:
+        "../scripts/figure_depth.py"
+
+
+rule figure_events:
+    """Probing events against centroid events."""
+    input:
+        unpack(figure_events_optional),
+        statistics=summary_table("statistics"),
+        code=figure_code("events"),
+    output:
+        pdf=_EVENTS_OUT["pdf"],
+        png=_EVENTS_OUT["png"],
+    params:
+        datasets=DATASETS,
+    log:
+        job_log("figure_events"),
+    benchmark:
+        job_benchmark("figure_events")
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=mem_mb_growing(2000),
+        runtime=runtime_growing(10),
+    script:
+        "../scripts/figure_events.py"

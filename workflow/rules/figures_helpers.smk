@@ -42,6 +42,13 @@ def figure_stems():
         stems.append("control_accuracy")
     if STATS["counterfactual"] and WEIGHT_TECHNIQUES:
         stems.append("mcog_generalisation")
+    stems += [f"single_layer_{t}" for t in WINDOW_TECHNIQUES]
+    if "swapping" in LOC["techniques"]:
+        stems.append("swapping_clean_accuracy")
+    if WEIGHT_TECHNIQUES:
+        stems += ["mcog_technique_mean", "depth_generalisation"]
+    if "probing" in LOC["techniques"] and "centroids" in LOC["techniques"]:
+        stems.append("events_probing_centroids")
     return stems
 
 
@@ -72,3 +79,27 @@ _CENTROID_EVENTS_OUT = figure_outputs("centroid_crossing_initiation", "figure_ce
 _MCOG_OUT = figure_outputs("mcog", "figure_mcog", "M-CoG")
 _CONTROL_OUT = figure_outputs("control_accuracy", "figure_control", "Control")
 _GENERALISATION_OUT = figure_outputs("mcog_generalisation", "figure_generalisation", "M-CoG")
+
+
+def figure_depth_optional(wildcards):
+    """Named optional inputs of `figure_depth`: the tables of `stats_statistics` it draws from."""
+    keep = ("counterfactual", "validation", "centroid_events", "probing_events")
+    return {k: v for k, v in stats_optional(wildcards).items() if k in keep}
+
+
+def figure_events_optional(wildcards):
+    """Named optional inputs of `figure_events`: probing and centroid events, where the run has them."""
+    return {k: v for k, v in stats_optional(wildcards).items() if k in ("centroid_events", "probing_events")}
+
+
+_SINGLE_LAYER_OUT = figure_outputs(
+    "single_layer_{technique}",
+    "figure_single_layer",
+    "Localisation",
+    subcategory="{technique}",
+    labels={"figure": "single-block error", "technique": "{technique}"},
+)
+_CLEAN_ACCURACY_OUT = figure_outputs("swapping_clean_accuracy", "figure_clean_accuracy", "Localisation")
+_MCOG_MEAN_OUT = figure_outputs("mcog_technique_mean", "figure_mcog_mean", "M-CoG")
+_DEPTH_OUT = figure_outputs("depth_generalisation", "figure_depth", "M-CoG")
+_EVENTS_OUT = figure_outputs("events_probing_centroids", "figure_events", "Localisation")

@@ -146,7 +146,7 @@ rule stats_mcog:
 
 
 rule stats_statistics:
-    """Agreement, mixed model, generalisation and control analyses in one tidy table."""
+    """Agreement, mixed model, generalisation, depth, event and control analyses in one tidy table."""
     input:
         unpack(stats_optional),
         mcog=summary_table("mcog"),
@@ -157,6 +157,8 @@ rule stats_statistics:
         families=lambda wc: dataset_families(),
         confidence=STATS["confidence"],
         include_control=CONTROL["enabled"],
+        bootstrap=STATS["bootstrap"],
+        seed=STATS["seed"],
     log:
         job_log("stats_statistics"),
     benchmark:
@@ -168,3 +170,46 @@ rule stats_statistics:
         runtime=runtime_growing(10),
     script:
         "../scripts/stats_statistics.py"
+
+
+rule stats_validation:
+    """Validation accuracy of every noisy model, its chance level and the normalised accuracy."""
+    input:
+        predictions=expand(results_path(paths.PREDICTIONS, variant="noisy"), dataset=DATASETS, model=MODELS, seed=SEEDS),
+    output:
+        **summary_outputs("table", "validation", "validation_table"),
+    log:
+        job_log("stats_validation"),
+    benchmark:
+        job_benchmark("stats_validation")
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=mem_mb_growing(2000),
+        runtime=runtime_growing(10),
+    script:
+        "../scripts/stats_validation.py"
+
+
+rule stats_swapping_clean:
+    """The clean examples' accuracy with each window swapped, per swapping run."""
+    input:
+        raw=expand(
+            results_path(paths.LOCALISATION_RAW, technique="swapping", variant="noisy"),
+            dataset=DATASETS,
+            model=MODELS,
+            seed=SEEDS,
+        ),
+    output:
+        **summary_outputs("table", "swapping_clean", "swapping_clean_table"),
+    log:
+        job_log("stats_swapping_clean"),
+    benchmark:
+        job_benchmark("stats_swapping_clean")
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=mem_mb_growing(2000),
+        runtime=runtime_growing(10),
+    script:
+        "../scripts/stats_swapping_clean.py"

@@ -20,6 +20,8 @@ def stats_optional(wildcards):
         "centroid_events": [summary_table("centroid_events")] if "centroids" in LOC["techniques"] else [],
         "counterfactual": [summary_table("counterfactual")] if STATS["counterfactual"] else [],
         "control": [summary_table("control_accuracy")] if CONTROL["enabled"] else [],
+        "validation": [summary_table("validation")] if "noisy" in VARIANTS else [],
+        "probing_events": [summary_table("probing_events")] if LABEL_PROBES else [],
     }
 
 
@@ -36,6 +38,10 @@ def stats_tables():
         out += ["label_probes", "probing_events"]
     if STATS["counterfactual"]:
         out.append("counterfactual")
+    if "noisy" in VARIANTS:
+        out.append("validation")
+    if "swapping" in LOC["techniques"]:
+        out.append("swapping_clean")
     return out
 
 

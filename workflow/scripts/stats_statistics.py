@@ -1,4 +1,4 @@
-"""Adapter: M-CoG, layer weights, centroid events, counterfactual and control tables -> summary/statistics.parquet."""
+"""Adapter: M-CoG, layer weights, events, counterfactual, validation and control tables -> summary/statistics.parquet."""
 
 import pandas as pd
 
@@ -7,8 +7,10 @@ from memloc.stats.collect import read_optional
 from memloc.stats.statistics import statistics_table
 
 job = start(snakemake)
-optional = {name: read_optional(job.input.get(name)) for name in ("counterfactual", "centroid_events", "control")}
+optional = {name: read_optional(job.input.get(name))
+            for name in ("counterfactual", "centroid_events", "control", "validation", "probing_events")}
+p = job.params
 table = statistics_table(mcog=pd.read_parquet(job.input.mcog), layer_weights=pd.read_parquet(job.input.weights),
-                         families=job.params.families, confidence=job.params.confidence,
-                         include_control=job.params.include_control, **optional)
-job.write(table, metadata={"confidence": job.params.confidence})
+                         families=p.families, confidence=p.confidence, include_control=p.include_control,
+                         n_boot=p.bootstrap, seed=p.seed, **optional)
+job.write(table, metadata={"confidence": p.confidence, "bootstrap": p.bootstrap, "seed": p.seed})

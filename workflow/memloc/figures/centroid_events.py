@@ -14,21 +14,10 @@ import numpy as np
 import pandas as pd
 
 from memloc.figures import style
-from memloc.stats.collect import event_rows
+from memloc.stats.events import centroid_event_means
 
 MIN_DATASETS = 3  # the fewest data sets whose spread around the diagonal can be compared
 ALL_MODELS = "all models (mean)"
-
-
-def mean_events(events: pd.DataFrame, variant: str = "noisy") -> pd.DataFrame:
-    """``dataset``, ``model``, ``crossing_layer``, ``initiation_layer``: each run's event rows
-    (:func:`~memloc.stats.collect.event_rows`) averaged over pairs or its pooled row, then over
-    seeds (events that never happen left out; NaN when no run has one)."""
-    cols = ["crossing_layer", "initiation_layer"]
-    rows = event_rows(style.of_variant(events, variant))
-    rows = rows.assign(**{c: pd.to_numeric(rows[c], errors="coerce") for c in cols})
-    runs = rows.groupby(["dataset", "model", "seed"], as_index=False)[cols].mean()
-    return runs.groupby(["dataset", "model"], as_index=False)[cols].mean()
 
 
 def plot_centroid_events(events: pd.DataFrame, stem, datasets=None, variant: str = "noisy"):
@@ -39,7 +28,7 @@ def plot_centroid_events(events: pd.DataFrame, stem, datasets=None, variant: str
     from matplotlib.ticker import MaxNLocator
 
     style.apply()
-    points = mean_events(events, variant) if len(events) else pd.DataFrame()
+    points = centroid_event_means(events, variant) if len(events) else pd.DataFrame()
     if points.empty:
         return style.save(style.empty_figure("no centroid events to draw"), stem)
     defined = points.dropna(subset=["crossing_layer", "initiation_layer"])

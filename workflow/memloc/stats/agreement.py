@@ -144,37 +144,68 @@ def agreement_rows(
         return rows
     lw = mean_layer_weights(layer_weights, variant)
     techniques_w = ordered(lw["technique"].unique())
-    models_w = sorted(lw["model"].unique())
     wide_tw = lw.pivot_table(index=["dataset", "model", "layer"], columns="technique", values="weight", aggfunc="mean")
     for method in methods:
         rows += pairwise(wide_tw, f"agreement_technique_weights_{method}", method, techniques_w, confidence, "techniques")
 
-    # Models compared layer by layer only where their depths match.
-    depth = lw.groupby(["technique", "dataset", "model"])["layer"].max()
     for method in methods:
-        analysis = f"agreement_model_weights_{method}"
-        if len(models_w) < 2:
-            rows.append(row(analysis, "(none)", note=f"fewer than 2 models ({len(models_w)}): nothing to compare"))
-            continue
-        for a, b in itertools.combinations(models_w, 2):
-            da = depth.xs(a, level="model")
-            db = depth.xs(b, level="model")
-            shared = da.index.intersection(db.index)
-            same = [k for k in shared if da[k] == db[k]]
-            skipped = len(shared) - len(same)
-            if not same:
-                note = ("models differ in depth: per-layer weights not comparable" if skipped
-                        else "no shared (technique, data set)")
-                rows.append(row(analysis, f"{a}~{b}", n=0, note=note))
-                continue
-            sub = lw[lw["model"].isin([a, b])]
-            keep = set(same)
-            sub = sub[[(t, d) in keep for t, d in zip(sub["technique"], sub["dataset"])]]
-            wide = sub.pivot_table(index=["technique", "dataset", "layer"], columns="model", values="weight", aggfunc="mean")
-            res = correlation(wide[a], wide[b], method, confidence)
-            note = res["note"] + (f"; {skipped} (technique, data set) skipped: depths differ" if skipped else "")
-            rows.append(row(analysis, f"{a}~{b}", res["estimate"], res["ci_low"], res["ci_high"], res["p_value"], res["n"], note))
+        rows += model_weight_rows(lw, f"agreement_model_weights_{method}", method, confidence)
     return rows
+
+
+def model_weight_rows(lw: pd.DataFrame, analysis: str, method: str, confidence: float) -> list[dict]:
+    """Every pair of models correlated on per-layer weights (``lw``: technique, dataset, model,
+    layer, weight) over the (technique, data set, layer) units both have, only where their
+    depths match."""
+    models = sorted(lw["model"].unique())
+    if len(models) < 2:
+        return [row(analysis, "(none)", note=f"fewer than 2 models ({len(models)}): nothing to compare")]
+    depth = lw.groupby(["technique", "dataset", "model"])["layer"].max()
+    rows = []
+    for a, b in itertools.combinations(models, 2):
+        da = depth.xs(a, level="model")
+        db = depth.xs(b, level="model")
+        shared = da.index.intersection(db.index)
+        same = [k for k in shared if da[k] == db[k]]
+        skipped = len(shared) - len(same)
+        if not same:
+            note = ("models differ in depth: per-layer weights not comparable" if skipped
+                    else "no shared (technique, data set)")
+            rows.append(row(analysis, f"{a}~{b}", n=0, note=note))
+            continue
+        sub = lw[lw["model"].isin([a, b])]
+        keep = set(same)
+        sub = sub[[(t, d) in keep for t, d in zip(sub["technique"], sub["dataset"])]]
+        wide = sub.pivot_table(index=["technique", "dataset", "layer"], columns="model", values="weight", aggfunc="mean")
+        res = correlation(wide[a], wide[b], method, confidence)
+        note = res["note"] + (f"; {skipped} (technique, data set) skipped: depths differ" if skipped else "")
+        rows.append(row(analysis, f"{a}~{b}", res["estimate"], res["ci_low"], res["ci_high"], res["p_value"], res["n"], note))
+    return rows
+
+
+def minmax(values) -> np.ndarray:
+    """``(v - min) / (max - min)`` over the finite values; all NaN when they are constant."""
+    v = np.asarray(values, dtype=np.float64)
+    finite = v[np.isfinite(v)]
+    if not len(finite) or np.ptp(finite) == 0:
+        return np.full(v.shape, np.nan)
+    return (v - finite.min()) / np.ptp(finite)
+
+
+def minmax_agreement_rows(
+    layer_weights: pd.DataFrame | None,
+    variant: str,
+    confidence: float,
+    methods: Sequence[str] = ("pearson", "spearman"),
+) -> list[dict]:
+    """Rows of ``agreement_model_minmax_{method}``: models compared on their seed-mean per-layer
+    ``weight``, min-max scaled per (technique, model) over all its data sets and layers (the
+    paper's model agreement on per-layer weights), paired over (technique, data set, layer)."""
+    if layer_weights is None or layer_weights.empty:
+        return [row(f"agreement_model_minmax_{m}", "(none)", note="no layer weights") for m in methods]
+    lw = mean_layer_weights(layer_weights, variant, column="weight")
+    lw["weight"] = lw.groupby(["technique", "model"])["weight"].transform(minmax)
+    return [r for m in methods for r in model_weight_rows(lw, f"agreement_model_minmax_{m}", m, confidence)]
 
 
 def agreement_matrix(statistics: pd.DataFrame, analysis: str) -> pd.DataFrame:

@@ -359,3 +359,79 @@ def read_optional(paths: Iterable[PathLike] | PathLike | None) -> pd.DataFrame |
     if not paths:
         return None
     return pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+
+
+# ---------------------------------------------------------------- validation accuracy
+
+
+VALIDATION_COLUMNS = ["dataset", "model", "variant", "seed", "n", "accuracy", "chance", "accuracy_norm"]
+
+
+def shuffled_label_accuracy(labels) -> float:
+    """Expected accuracy of ``labels`` against a random permutation of themselves, sum_c p_c^2: the
+    chance level that the paper's random baseline (shuffled labels) gives in accuracy terms."""
+    labels = pd.Series(labels)
+    if labels.empty:
+        return float("nan")
+    share = labels.value_counts(normalize=True).to_numpy(dtype=np.float64)
+    return float((share**2).sum())
+
+
+def validation_row(predictions: pd.DataFrame) -> dict:
+    """Validation accuracy of the final checkpoint, its chance level and the normalised accuracy
+    ``(accuracy - chance) / (1 - chance)`` (docs/protocol.md §8.1)."""
+    missing = {"split", "checkpoint", "label", "correct"} - set(predictions.columns)
+    if missing:
+        raise ValueError(f"predictions need columns split, checkpoint, label, correct (missing {sorted(missing)})")
+    v = predictions[(predictions["split"] == "validation") & (predictions["checkpoint"] == "final")]
+    n = len(v)
+    accuracy = float(v["correct"].astype(float).mean()) if n else float("nan")
+    chance = shuffled_label_accuracy(v["label"])
+    norm = (accuracy - chance) / (1 - chance) if n and chance < 1 else float("nan")
+    return {"n": n, "accuracy": accuracy, "chance": chance, "accuracy_norm": norm}
+
+
+def validation_frames(items: Iterable[tuple[Mapping, pd.DataFrame]]) -> pd.DataFrame:
+    """One row per fine-tuned model (``ids``: dataset, model, variant, seed) from its predictions."""
+    rows = [{**{k: ids[k] for k in VALIDATION_COLUMNS[:4]}, **validation_row(df)} for ids, df in items]
+    if not rows:
+        return pd.DataFrame({c: pd.Series(dtype=_dtype(c) if c != "n" else "int64") for c in VALIDATION_COLUMNS})
+    return pd.DataFrame(rows, columns=VALIDATION_COLUMNS).astype({"seed": "int64", "n": "int64"})
+
+
+def collect_validation(paths_: Iterable[PathLike]) -> pd.DataFrame:
+    """``summary/validation.parquet`` from ``models/.../predictions.parquet`` files."""
+    items = []
+    for p in paths_:
+        ids = paths.parse(paths.PREDICTIONS, p)
+        items.append((ids, pd.read_parquet(p, columns=["split", "checkpoint", "label", "correct"])))
+    return validation_frames(items)
+
+
+# ---------------------------------------------------------------- clean accuracy under swapping
+
+
+SWAPPING_CLEAN_COLUMNS = ["dataset", "model", "variant", "seed", "start", "end", "size", "acc_clean", "n_clean"]
+
+
+def swapping_clean_frames(items: Iterable[tuple[Mapping, pd.DataFrame]]) -> pd.DataFrame:
+    """Per window of every swapping run: the clean examples' accuracy with the window swapped (§6.3)."""
+    frames = []
+    for ids, df in items:
+        missing = {"start", "end", "acc_clean"} - set(df.columns)
+        if missing:
+            raise ValueError(f"{ids}: swapping windows need columns start, end, acc_clean (missing {sorted(missing)})")
+        out = pd.DataFrame({
+            "start": df["start"].astype("int64"),
+            "end": df["end"].astype("int64"),
+            "size": (df["end"] - df["start"] + 1).astype("int64"),
+            "acc_clean": df["acc_clean"].astype("float64"),
+            "n_clean": df["n_clean"].astype("float64") if "n_clean" in df else np.nan,
+        })
+        frames.append(_with_ids(out, {k: ids[k] for k in SWAPPING_CLEAN_COLUMNS[:4]}))
+    return _concat(frames, SWAPPING_CLEAN_COLUMNS)[SWAPPING_CLEAN_COLUMNS]
+
+
+def collect_swapping_clean(paths_: Iterable[PathLike]) -> pd.DataFrame:
+    """``summary/swapping_clean.parquet`` from the raw swapping tables."""
+    return swapping_clean_frames((parse_run_path(p), pd.read_parquet(p)) for p in paths_)

@@ -25,7 +25,7 @@ import pandas as pd
 from scipy import stats
 
 from memloc.stats.agreement import correlation, ordered
-from memloc.stats.collect import event_rows
+from memloc.stats.events import centroid_event_means
 from memloc.stats.mcog import event_layers, seed_aggregated
 from memloc.stats.tidy import row
 
@@ -47,11 +47,8 @@ def measures(
             "dataset": sub["dataset"], "model": sub["model"], "measure": f"mcog[{technique}]", "value": sub["mcog"],
         }))
     if centroid_events is not None and len(centroid_events):
-        ev = centroid_events[centroid_events["variant"] == variant] if "variant" in centroid_events else centroid_events
-        ev = event_rows(ev)
-        ev = ev.assign(crossing_layer=pd.to_numeric(ev["crossing_layer"], errors="coerce"))
-        ev = ev[ev["crossing_layer"] >= 0]
-        cross = ev.groupby(["dataset", "model"], as_index=False)["crossing_layer"].mean()
+        cross = centroid_event_means(centroid_events, variant).dropna(subset=["crossing_layer"])
+        cross = cross[["dataset", "model", "crossing_layer"]]
         parts.append(cross.rename(columns={"crossing_layer": "value"}).assign(measure="centroid_crossing"))
     if layer_weights is not None and len(layer_weights) and (layer_weights["technique"] == "probing").any():
         ev = event_layers(layer_weights, "probing", variant)

@@ -11,7 +11,14 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from memloc.stats.collect import centroid_event_frames, centroid_frames, heatmaps_frames, layer_weights_frames, probing_frames
+from memloc.stats.collect import (
+    centroid_event_frames,
+    centroid_frames,
+    heatmaps_frames,
+    layer_weights_frames,
+    probing_frames,
+    swapping_clean_frames,
+)
 
 
 def window_table(num_layers: int, rng, centre: float) -> pd.DataFrame:
@@ -61,8 +68,8 @@ def summary_tables(
     num_layers: int = 4,
     seed: int = 0,
 ) -> dict[str, pd.DataFrame]:
-    """The summary tables (layer_weights, heatmaps, probing, centroids, centroid_events) of a
-    synthetic run over the given grid."""
+    """The summary tables (layer_weights, heatmaps, probing, centroids, centroid_events,
+    swapping_clean) of a synthetic run over the given grid."""
     from memloc.stats.collect import heatmap_layer_weights, window_heatmap
     from memloc.stats.mcog import probing_layer_weights
 
@@ -96,6 +103,7 @@ def summary_tables(
         "probing": probing_frames(probes),
         "centroids": centroid_frames(cents),
         "centroid_events": centroid_event_frames(evs),
+        "swapping_clean": swapping_clean_frames((ids, raw) for ids, raw in heats if ids["technique"] == "swapping"),
     }
 
 
@@ -123,4 +131,31 @@ def counterfactual_table(datasets=("movies",), models=("minilm",), families=None
             rows.append(dict(dataset=d, model=m, family=(families or {}).get(d, "other"),
                              generalisation_mean=0.3 + 0.1 * i + rng.normal(0, 0.02), cm_noisy_mean=0.5, cm_clean_mean=0.05,
                              auc_noisy=0.9, reliability=0.8))
+    return pd.DataFrame(rows)
+
+
+def probing_events_table(datasets=("movies",), models=("minilm",), seeds=(1,), num_layers: int = 4,
+                         seed: int = 0) -> pd.DataFrame:
+    """``summary/probing_events.parquet`` rows: later data sets get later events."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i, d in enumerate(datasets):
+        for m in models:
+            for s in seeds:
+                event = min(num_layers, 1 + i + int(rng.integers(0, 2)))
+                rows.append(dict(dataset=d, model=m, variant="noisy", seed=s, num_layers=num_layers,
+                                 event_layer=float(event), initiation_layer=float(min(num_layers, event + 1))))
+    return pd.DataFrame(rows)
+
+
+def validation_table(datasets=("movies",), models=("minilm",), seeds=(1,), seed: int = 0) -> pd.DataFrame:
+    """``summary/validation.parquet`` rows with accuracies that fall with the data set's index."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i, d in enumerate(datasets):
+        for m in models:
+            for s in seeds:
+                acc = float(np.clip(0.95 - 0.05 * i + rng.normal(0, 0.005), 0, 1))
+                rows.append(dict(dataset=d, model=m, variant="noisy", seed=s, n=500, accuracy=acc, chance=0.5,
+                                 accuracy_norm=(acc - 0.5) / 0.5))
     return pd.DataFrame(rows)

@@ -1,0 +1,10 @@
+"""Adapter: summary/heatmaps.parquet -> figures/single_layer_{technique}.{pdf,png}."""
+
+import pandas as pd
+
+from memloc.figures.single_layer import plot_single_layer
+from memloc.job import start
+
+job = start(snakemake)
+plot_single_layer(pd.read_parquet(job.input.table), job.figure_stem, technique=job.wildcards.technique,
+                  datasets=job.params.datasets)
