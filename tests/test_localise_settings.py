@@ -40,7 +40,7 @@ def test_schema_defaults_are_the_former_code_defaults(default_config):
     loc = mconf.validate({**yaml.safe_load((REPO / "config.yaml").read_text()), "localisation": {}})["localisation"]
     assert loc["eval_batch_size"] == 64 and loc["max_window"] is None
     assert loc["gradients"] == {"loss": "ce", "norm": "l1", "subtract_clean": True, "divide_frozen": True,
-                                "batch_size": 32, "seed": 0}
+                                "batch_size": 32}
     assert loc["probing"] == {"seeds": [1, 2, 3, 4, 5], "hidden_size": 128, "dropout": 0.1, "learning_rate": 2e-4,
                               "weight_decay": 1e-5, "epochs": 30, "batch_size": 32, "standardise": True,
                               "class_weights": "balanced", "dropout_position": "hidden", "split": "stratified",

@@ -55,8 +55,7 @@ NORMS = ("l1", "l2")
 class GradientsSettings(JobSettings):
     """``localisation.gradients`` plus the shared keys.
 
-    ``seed`` (shared) seeds the clean draw: the rule's params put the run's training seed over
-    ``localisation.gradients.seed``.
+    ``seed`` (shared: the run's training seed) seeds the clean draw, as the published code did.
     """
 
     technique: ClassVar[str] = "gradients"
