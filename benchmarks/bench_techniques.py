@@ -88,8 +88,9 @@ def measure(args) -> list[tuple]:
     err = float(np.max(np.abs(v_batch - v_loop) / np.abs(v_loop)))
     rows.append(("forgetting gradients", t_loop, t_batch, ">= 20x", f"max rel diff {err:.1e}"))
 
-    t_hb, s_batch = timed(lambda: pooled_states(model, both, args.eval_batch_size, device, "fp32"), args.repeats)
-    t_h1, s_one = timed(lambda: pooled_states(model, both, 1, device, "fp32"), args.repeats)
+    final_norm = ProbingSettings.with_defaults().final_norm
+    t_hb, s_batch = timed(lambda: pooled_states(model, both, args.eval_batch_size, device, "fp32", final_norm), args.repeats)
+    t_h1, s_one = timed(lambda: pooled_states(model, both, 1, device, "fp32", final_norm), args.repeats)
     diff = float(np.max(np.abs(s_batch - s_one)))
     rows.append(("pooled hidden states", t_h1, t_hb, ">= 5x", f"max abs diff {diff:.1e}"))
 

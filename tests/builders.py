@@ -195,3 +195,17 @@ def assert_resume_equals_uninterrupted(run, work: Path, trace_columns: list[str]
             assert torch.equal(v, other), f"{part} {k}"
     pd.testing.assert_frame_equal(ref.trace[trace_columns], res.trace[trace_columns])
     return res
+
+
+def record_final_norm(monkeypatch, module) -> list[bool]:
+    """Wrap ``module.pooled_states`` (a localisation rule's module) so that each call's
+    ``final_norm`` is appended to the returned list: what the rule passed down from its settings."""
+    original = module.pooled_states
+    seen: list[bool] = []
+
+    def recording(model, data, batch_size, device, precision, final_norm):
+        seen.append(final_norm)
+        return original(model, data, batch_size, device, precision, final_norm)
+
+    monkeypatch.setattr(module, "pooled_states", recording)
+    return seen

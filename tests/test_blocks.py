@@ -11,6 +11,7 @@ from torch import nn
 
 from memloc.errors import ModelError
 from memloc.models.blocks import (
+    FAMILIES,
     SUPPORTED_FAMILIES,
     block_access,
     capture,
@@ -192,11 +193,11 @@ def test_pooled_hidden_states_match_single_example_extraction(family, models):
     model = models[0]
     access = block_access(model)
     ids, mask = _batch(seed=2)
-    batched = pooled_hidden_states(access, ids, mask)
+    batched = pooled_hidden_states(access, ids, mask, final_norm=False)
     assert batched.shape == (len(LENGTHS), LAYERS + 1, model.config.hidden_size)
     for row, n in enumerate(LENGTHS):
         single_ids = ids[row : row + 1, :n]
-        single = pooled_hidden_states(access, single_ids, torch.ones_like(single_ids))
+        single = pooled_hidden_states(access, single_ids, torch.ones_like(single_ids), final_norm=False)
         torch.testing.assert_close(batched[row], single[0], atol=ATOL, rtol=0, msg=f"row={row}")
 
 
@@ -205,7 +206,7 @@ def test_pooled_hidden_states_agree_with_hf_hidden_states_for_bert():
     model = _model("bert", seed=1)
     access = block_access(model)
     ids, mask = _batch(seed=3)
-    ours = pooled_hidden_states(access, ids, mask)
+    ours = pooled_hidden_states(access, ids, mask, final_norm=False)
     hf = model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
     assert len(hf) == LAYERS + 1
     torch.testing.assert_close(ours, torch.stack([h[:, 0] for h in hf], 1), atol=ATOL, rtol=0)
@@ -216,13 +217,75 @@ def test_pooled_hidden_states_decoder_pools_last_non_pad_token():
     model = _model("llama", seed=1)
     access = block_access(model)
     ids, mask = _batch(seed=4)
-    ours = pooled_hidden_states(access, ids, mask)
+    ours = pooled_hidden_states(access, ids, mask, final_norm=False)
     hf = model.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
     last = mask.sum(1) - 1
     rows = torch.arange(len(LENGTHS))
     # Layers 0..L-1 are block inputs in both; HF's last entry is after the final norm.
     for layer in range(LAYERS):
         torch.testing.assert_close(ours[:, layer], hf[layer][rows, last], atol=ATOL, rtol=0)
+
+
+DECODERS = [f for f in RANDOM_FAMILIES if FAMILIES[f].is_decoder]
+
+
+def _hf_pooled(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, decoder: bool) -> torch.Tensor:
+    """Hugging Face's ``hidden_states`` [B, L+1, d] of the classifier, pooled as memloc pools."""
+    hf = model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+    assert len(hf) == LAYERS + 1
+    index = mask.sum(1) - 1 if decoder else torch.zeros(len(ids), dtype=torch.long)
+    return torch.stack([h[torch.arange(len(ids)), index] for h in hf], 1)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("family", DECODERS)
+def test_final_norm_makes_layer_l_hugging_faces_last_hidden_state(family):
+    """With final_norm layer L is HF's hidden_states[-1] (after ln_f / final_layer_norm / norm);
+    without it layer L is the last block's output; layers 0..L-1 are HF's either way."""
+    model = _model(family, seed=1)
+    access = block_access(model)
+    assert access.final_norm
+    ids, mask = _batch(seed=5)
+    hf = _hf_pooled(model, ids, mask, decoder=True)
+    normed = pooled_hidden_states(access, ids, mask, final_norm=True)
+    plain = pooled_hidden_states(access, ids, mask, final_norm=False)
+    torch.testing.assert_close(normed, hf, atol=ATOL, rtol=0)
+    torch.testing.assert_close(plain[:, :LAYERS], hf[:, :LAYERS], atol=ATOL, rtol=0)
+    assert not torch.allclose(plain[:, LAYERS], hf[:, LAYERS], atol=1e-3)
+    last = run_with_cache(access, {"input_ids": ids, "attention_mask": mask}, block_outputs=[LAYERS]).outputs[LAYERS]
+    torch.testing.assert_close(plain[:, LAYERS], last[torch.arange(len(LENGTHS)), mask.sum(1) - 1], atol=0, rtol=0)
+    # The norm acts per token: normalising the pooled vector equals pooling the normalised sequence.
+    torch.testing.assert_close(access.apply_final_norm(plain[:, LAYERS]), normed[:, LAYERS], atol=0, rtol=0)
+
+
+@torch.no_grad()
+def test_final_norm_changes_nothing_for_an_encoder():
+    model = _model("bert", seed=1)
+    access = block_access(model)
+    ids, mask = _batch(seed=6)
+    assert access.final_norm == ()
+    normed = pooled_hidden_states(access, ids, mask, final_norm=True)
+    assert torch.equal(normed, pooled_hidden_states(access, ids, mask, final_norm=False))
+    torch.testing.assert_close(normed, _hf_pooled(model, ids, mask, decoder=False), atol=ATOL, rtol=0)
+
+
+@torch.no_grad()
+def test_final_norm_of_opt_without_a_final_layer_norm_and_with_project_out():
+    """OPT's final_layer_norm is absent for post-norm models (opt-350m); its project_out changes
+    the width, which the stacked layers cannot hold: a clear error naming the key."""
+    ids, mask = _batch(seed=7)
+    post_norm = tiny_classifier("opt", 1, layers=LAYERS, vocab=VOCAB, hidden=32, do_layer_norm_before=False)
+    access = block_access(post_norm)
+    assert access.final_norm == ()
+    normed = pooled_hidden_states(access, ids, mask, final_norm=True)
+    assert torch.equal(normed, pooled_hidden_states(access, ids, mask, final_norm=False))
+    torch.testing.assert_close(normed, _hf_pooled(post_norm, ids, mask, decoder=True), atol=ATOL, rtol=0)
+
+    projected = block_access(tiny_classifier("opt", 1, layers=LAYERS, vocab=VOCAB, hidden=32, word_embed_proj_dim=16))
+    assert [type(m).__name__ for m in projected.final_norm] == ["LayerNorm", "Linear"]
+    assert pooled_hidden_states(projected, ids, mask, final_norm=False).shape == (len(LENGTHS), LAYERS + 1, 32)
+    with pytest.raises(ModelError, match=r"width 32 to 16.*localisation\.final_norm: false"):
+        pooled_hidden_states(projected, ids, mask, final_norm=True)
 
 
 def test_run_with_cache_captures_and_stops_at_a_block():

@@ -10,6 +10,7 @@ from memloc.check import check_frame, load_schema
 from memloc.check.schemas import SCHEMA_DIR
 from memloc.errors import ConfigError
 from memloc.io import write_parquet
+from memloc.localise import centroids
 from memloc.localise.centroids import (
     CentroidsSettings,
     centroid_analysis,
@@ -20,6 +21,8 @@ from memloc.localise.centroids import (
     run_centroids,
 )
 from memloc.models.random import build_random_classifier
+
+from builders import record_final_norm
 
 ALL_PAIRS = CentroidsSettings.with_defaults(max_pairs=None)
 
@@ -142,12 +145,12 @@ def test_raw_values_hand_computed():
     assert ev["initiation_layer"] == 0
 
 
-PAPER = {"layers": "blocks", "pooling": "pooled", "crossing": "last_downward"}
-DEFAULT = {"layers": "with_embeddings", "pooling": "per_pair", "crossing": "first_below"}
+PAPER = {"layers": "blocks", "pooling": "pooled", "crossing": "last_downward", "final_norm": True}
+DEFAULT = {"layers": "with_embeddings", "pooling": "per_pair", "crossing": "first_below", "final_norm": False}
 
 
 @pytest.mark.parametrize("protocol", [DEFAULT, PAPER], ids=["default", "paper"])
-def test_run_centroids_writes_tables(tmp_path, protocol):
+def test_run_centroids_writes_tables(tmp_path, monkeypatch, protocol):
     rng = np.random.default_rng(0)
     n = 40
     label_orig = rng.integers(0, 2, size=n)
@@ -173,10 +176,12 @@ def test_run_centroids_writes_tables(tmp_path, protocol):
     ).save_pretrained(tmp_path / "model")
     settings = {"max_pairs": None, "max_window": None, "eval_batch_size": 16, "device": "cpu", "precision": "fp32",
                 "deterministic": False, "seed": 1, **protocol}
+    final_norm = record_final_norm(monkeypatch, centroids)
     run_centroids(tmp_path / "examples.parquet", tmp_path / "tokens.parquet", tmp_path / "model", settings,
                   tmp_path / "raw.parquet", tmp_path / "events.parquet")
     raw = pd.read_parquet(tmp_path / "raw.parquet")
     events = pd.read_parquet(tmp_path / "events.parquet")
+    assert final_norm == [protocol["final_norm"]]
     assert events.loc[events["scope"] == "pair", "n_noisy"].sum() == 6
     for table, name in ((raw, "localisation_centroids"), (events, "localisation_centroid_events")):
         assert check_frame(table, load_schema(SCHEMA_DIR / f"{name}.yaml")) == [], name

@@ -17,6 +17,8 @@ from memloc.localise.probing_events import chance_macro_f1, event_layer, initiat
 from memloc.models.random import build_random_classifier
 from memloc.stats.collect import collect_label_probes, collect_probing_events, parse_run_path
 
+from builders import record_final_norm
+
 # --------------------------------------------------------------------------- events from curves
 
 
@@ -123,11 +125,13 @@ def test_run_label_probes_end_to_end_with_a_planted_layer(tmp_path, monkeypatch)
     pooled states replaced by planted ones the events are the planted layers."""
     states, noisy, clean, is_noisy = planted_states()
     write_inputs(tmp_path, noisy, clean, is_noisy)
-    settings = probing_settings(**PROBE_KW, eval_batch_size=64, deterministic=False, seed=1).as_dict()
+    settings = probing_settings(**PROBE_KW, eval_batch_size=64, deterministic=False, seed=1, final_norm=True).as_dict()
     out = tmp_path / "localisation" / "probing" / "toy" / "tiny" / "noisy"
     files = dict(examples_path=tmp_path / "examples.parquet", tokens_path=tmp_path / "tokens.parquet",
                  model_dir=tmp_path / "model", settings=settings)
+    final_norm = record_final_norm(monkeypatch, lp)
     lp.run_label_probes(**files, labels_path=out / "seed1.labels.parquet", events_path=out / "seed1.events.parquet")
+    assert final_norm == [True]
     real = pd.read_parquet(out / "seed1.labels.parquet")
     assert len(real) == 2 * 5 * 3 and real["test_f1"].between(0, 1).all()
     assert read_metadata(out / "seed1.events.parquet")["technique"] == "probing"

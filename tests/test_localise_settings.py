@@ -38,7 +38,7 @@ def test_the_rule_params_of_the_schema_build_every_settings_object(default_confi
 def test_schema_defaults_are_the_former_code_defaults(default_config):
     """The numbers the techniques used before their defaults moved to the schema."""
     loc = mconf.validate({**yaml.safe_load((REPO / "config.yaml").read_text()), "localisation": {}})["localisation"]
-    assert loc["eval_batch_size"] == 64 and loc["max_window"] is None
+    assert loc["eval_batch_size"] == 64 and loc["max_window"] is None and loc["final_norm"] is False
     assert loc["gradients"] == {"loss": "ce", "norm": "l1", "subtract_clean": True, "divide_frozen": True,
                                 "batch_size": 32}
     assert loc["probing"] == {"seeds": [1, 2, 3, 4, 5], "hidden_size": 128, "dropout": 0.1, "learning_rate": 2e-4,
@@ -48,6 +48,17 @@ def test_schema_defaults_are_the_former_code_defaults(default_config):
                               "event_margin": 0.1, "initiation_fraction": 0.9}
     assert loc["centroids"] == {"max_pairs": None, "layers": "with_embeddings", "pooling": "per_pair",
                                 "crossing": "first_below"}
+
+
+@pytest.mark.parametrize("technique, receives", [("probing", True), ("centroids", True), ("swapping", False),
+                                                  ("gradients", False), ("retraining", False)])
+def test_final_norm_reaches_the_techniques_reading_pooled_states(default_config, technique, receives):
+    """localisation.final_norm goes to probing (and its label probes) and centroids, and no other job."""
+    cfg = {**default_config, "localisation": {**default_config["localisation"], "final_norm": True}}
+    params = technique_params(cfg, technique, default_config["run"]["models"][0], seed=1)
+    assert params.get("final_norm") is (True if receives else None)
+    if technique in CLASSES:
+        assert CLASSES[technique].from_dict(params).as_dict().get("final_norm") is params.get("final_norm")
 
 
 def test_missing_and_unknown_keys_are_named(default_config):

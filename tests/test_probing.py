@@ -13,6 +13,7 @@ import yaml
 from memloc import config as mconf
 from memloc.errors import ConfigError
 from memloc.io import write_parquet
+from memloc.localise import probing
 from memloc.localise.hidden import normalise, pooled_states
 from memloc.localise.probes import (
     _ProbeStack,
@@ -30,7 +31,7 @@ from memloc.models.random import build_random_classifier
 from memloc.tokens import TokenSet
 from memloc.training.metrics import binary_f1
 
-from builders import random_tokens
+from builders import random_tokens, record_final_norm
 
 VOCAB = 100
 
@@ -51,13 +52,13 @@ def test_pooled_states_batched_equal_one_by_one(family):
     model = build_random_classifier(family, num_layers=2, hidden_size=16, num_heads=2, vocab_size=VOCAB, seed=2)
     model.train()  # pooled_states must switch dropout off itself, and restore the mode
     data = tokenset(9, seed=3, with_types=family == "bert")
-    batched = pooled_states(model, data, 4, None, "fp32")
-    single = pooled_states(model, data, 1, None, "fp32")
+    batched = pooled_states(model, data, 4, None, "fp32", False)
+    single = pooled_states(model, data, 1, None, "fp32", False)
     assert model.training
     assert batched.shape == (9, 3, 16) and batched.dtype == np.float32
     np.testing.assert_allclose(batched, single, rtol=1e-5, atol=1e-5)
     # original order: the i-th row is example i run alone
-    alone = pooled_states(model, data.subset([6]), 1, None, "fp32")
+    alone = pooled_states(model, data.subset([6]), 1, None, "fp32", False)
     np.testing.assert_allclose(batched[6], alone[0], rtol=1e-5, atol=1e-5)
 
 
@@ -134,7 +135,7 @@ def test_planted_layer_gets_the_weight():
     assert raw["best_epoch"].between(1, 10).all()
 
 
-def test_run_probing_writes_tables(tmp_path):
+def test_run_probing_writes_tables(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     n = 60
     label_orig = rng.integers(0, 2, size=n)
@@ -160,12 +161,14 @@ def test_run_probing_writes_tables(tmp_path):
             "bert", num_layers=2, hidden_size=16, num_heads=2, vocab_size=VOCAB, seed=seed
         ).save_pretrained(tmp_path / name)
     settings = probing_settings(seeds=[1, 2], hidden_size=8, learning_rate=1e-3, epochs=2, batch_size=16,
-                                eval_batch_size=16, deterministic=False, seed=1).as_dict()
+                                eval_batch_size=16, deterministic=False, seed=1, final_norm=True).as_dict()
+    final_norm = record_final_norm(monkeypatch, probing)
     run_probing(tmp_path / "examples.parquet", tmp_path / "tokens.parquet", tmp_path / "model", tmp_path / "frozen",
                 settings, tmp_path / "raw.parquet", tmp_path / "weights.parquet")
     raw = pd.read_parquet(tmp_path / "raw.parquet")
     weights = pd.read_parquet(tmp_path / "weights.parquet")
     assert len(raw) == 3 * 2 + 2
+    assert final_norm == [True, True]  # localisation.final_norm reaches both models' states
     assert weights["layer"].tolist() == [1, 2]
     assert raw["test_f1"].between(0, 1).all()
 

@@ -42,7 +42,7 @@ from memloc.errors import ConfigError
 from memloc.io import write_parquet
 from memloc.localise.common import MemorisedSpec, provenance, start_job
 from memloc.localise.hidden import pooled_states
-from memloc.localise.settings import JobSettings
+from memloc.localise.settings import PooledStateSettings
 from memloc.models.loading import load_classifier
 
 log = logging.getLogger("memloc.localise.centroids")
@@ -58,8 +58,8 @@ CHUNK = 4096  # examples per step when averaging / projecting (bounds memory on 
 
 
 @dataclass(frozen=True)
-class CentroidsSettings(JobSettings):
-    """``localisation.centroids`` plus the shared keys."""
+class CentroidsSettings(PooledStateSettings):
+    """``localisation.centroids`` plus the shared and pooled-state keys."""
 
     technique: ClassVar[str] = "centroids"
 
@@ -338,7 +338,7 @@ def run_centroids(
     examples = pd.read_parquet(examples_path, columns=["example_id", "label", "label_orig"])
     examples = examples.set_index("example_id").loc[job.train.example_ids]
     model = load_classifier(model_dir).to(device)
-    states = pooled_states(model, job.train, s.eval_batch_size, device, s.precision)
+    states = pooled_states(model, job.train, s.eval_batch_size, device, s.precision, s.final_norm)
     raw, events = centroid_analysis(
         states,
         examples["label"].to_numpy(),

@@ -1,8 +1,9 @@
 """Pooled hidden states of every example at every layer, in one batched pass per model.
 
 Probing and centroid analysis both read the pooled representation of each example at layers
-0..L (layer 0 = embedding output, layer l = output of block l; first token for encoders, last
-non-pad token for decoders; see :func:`memloc.models.blocks.pooled_hidden_states`). They are
+0..L (layer 0 = embedding output, layer l = output of block l, layer L optionally after a
+decoder's final norm (``localisation.final_norm``); first token for encoders, last non-pad token
+for decoders; see :func:`memloc.models.blocks.pooled_hidden_states`). They are
 computed here once per model with length-sorted batches and returned in the caller's order.
 
 :func:`normalise` (values -> weights summing to 1) is shared by gradients and probing.
@@ -35,8 +36,11 @@ def pooled_states(
     batch_size: int,
     device: torch.device | str | None,
     precision: str,
+    final_norm: bool,
 ) -> np.ndarray:
     """Pooled hidden states ``[N, L+1, d]`` (float32) of every example of ``data``, in its order.
+
+    ``final_norm``: layer L after the decoder's final norm (``localisation.final_norm``).
 
     One forward per length-sorted batch (eval mode, no grad); the model's train/eval mode is
     restored afterwards. ``device`` is where the inputs go (None: the model's device); the
@@ -55,7 +59,11 @@ def pooled_states(
                 extra["token_type_ids"] = batch["token_type_ids"].to(device)
             with autocast(device, precision):
                 states = pooled_hidden_states(
-                    access, batch["input_ids"].to(device), batch["attention_mask"].to(device), **extra
+                    access,
+                    batch["input_ids"].to(device),
+                    batch["attention_mask"].to(device),
+                    final_norm=final_norm,
+                    **extra,
                 )
             states = states.float().cpu().numpy()
             if out is None:

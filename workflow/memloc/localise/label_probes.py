@@ -102,7 +102,7 @@ def run_label_probes(
     if not is_noisy.any() or is_noisy.all():
         raise DataError(f"{examples_path}: label probes need noisy and clean training examples (is_noisy)")
     model = load_classifier(model_dir).to(device)
-    states = pooled_states(model, job.train, s.eval_batch_size, device, s.precision)
+    states = pooled_states(model, job.train, s.eval_batch_size, device, s.precision, s.final_norm)
     del model
     labels = probe_labels(states, job.train.labels, clean_labels, is_noisy, job.memorised, job.n_classes, s, device)
     events = probing_events(labels, chance_macro_f1(job.train.labels), s.event_margin, s.initiation_fraction)

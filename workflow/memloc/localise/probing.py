@@ -42,7 +42,7 @@ from memloc.errors import ConfigError
 from memloc.localise.common import MemorisedSpec, provenance, start_job, weights_frame, write_outputs
 from memloc.localise.hidden import normalise, pooled_states
 from memloc.localise.probes import train_probes
-from memloc.localise.settings import JobSettings
+from memloc.localise.settings import PooledStateSettings
 from memloc.models.loading import load_classifier
 
 log = logging.getLogger("memloc.localise.probing")
@@ -55,8 +55,8 @@ PROBE_KEYS = (
 
 
 @dataclass(frozen=True)
-class ProbingSettings(JobSettings):
-    """``localisation.probing`` plus the shared keys (``seed`` seeds the probes' generators)."""
+class ProbingSettings(PooledStateSettings):
+    """``localisation.probing`` plus the shared and pooled-state keys (``seed`` seeds the probes' generators)."""
 
     technique: ClassVar[str] = "probing"
 
@@ -181,10 +181,10 @@ def run_probing(
     s = ProbingSettings.from_dict(settings)
     device, job = start_job(s, examples_path, tokens_path, memorised)
     model = load_classifier(model_dir).to(device)
-    states = pooled_states(model, job.train, s.eval_batch_size, device, s.precision)
+    states = pooled_states(model, job.train, s.eval_batch_size, device, s.precision, s.final_norm)
     del model
     frozen = load_classifier(frozen_dir).to(device)
-    frozen_layer1 = pooled_states(frozen, job.train, s.eval_batch_size, device, s.precision)[:, 1]
+    frozen_layer1 = pooled_states(frozen, job.train, s.eval_batch_size, device, s.precision, s.final_norm)[:, 1]
     del frozen
     raw, weights = probe_layers(states, frozen_layer1, job.memorised, s, device)
     meta = provenance(

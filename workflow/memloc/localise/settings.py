@@ -2,7 +2,8 @@
 
 Defaults live in the config schema (workflow/schemas/config.schema.yaml) and nowhere else: the
 validated config holds every key, and :func:`technique_params` turns it into the params dict of
-one job (the technique's block of ``localisation`` plus the keys every job shares). Each
+one job (the technique's block of ``localisation`` plus the keys every job shares, and for the
+techniques reading pooled hidden states the keys of :class:`PooledStateSettings`). Each
 technique subclasses :class:`JobSettings` with the keys of its block and builds its settings with
 :meth:`JobSettings.from_dict`, which takes exactly those keys: a missing key or an unknown one
 is an error, because a mismatch means the schema, the rule and the code disagree.
@@ -21,6 +22,10 @@ S = TypeVar("S", bound="JobSettings")
 
 #: Keys of the validated config that every localisation job receives besides its technique's block.
 SHARED_KEYS = ("max_window", "eval_batch_size", "device", "precision", "deterministic", "seed")
+
+#: Techniques whose jobs read pooled hidden states (probing, with its label probes; centroids) and
+#: so also receive the ``localisation`` keys of :class:`PooledStateSettings`.
+POOLED_TECHNIQUES = ("probing", "centroids")
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,14 @@ class JobSettings(BlockSettings):
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class PooledStateSettings(JobSettings):
+    """The shared keys plus those of the techniques reading pooled hidden states
+    (:data:`POOLED_TECHNIQUES`, memloc.localise.hidden.pooled_states)."""
+
+    final_norm: bool  # localisation.final_norm: layer L after a decoder's final norm
+
+
 def technique_params(cfg: Mapping[str, Any], technique: str, model: str, seed: int) -> dict[str, Any]:
     """The params dict of one job of ``technique`` on ``model`` with training seed ``seed``.
 
@@ -65,7 +78,9 @@ def technique_params(cfg: Mapping[str, Any], technique: str, model: str, seed: i
     """
     loc = cfg["localisation"]
     training = mconf.model_spec(dict(cfg), model)["training"]
+    pooled = {"final_norm": loc["final_norm"]} if technique in POOLED_TECHNIQUES else {}
     return {
+        **pooled,
         **loc[technique],
         "max_window": loc["max_window"],
         "eval_batch_size": loc["eval_batch_size"],

@@ -2,7 +2,9 @@
 
 This is the only module in memloc that knows model families. Everything else talks to a
 :class:`BlockAccess`: the ordered blocks 1..L, the embedding modules and the head (every other
-parameter: BERT's pooler and classifier, a decoder's final norm and score layer).
+parameter: BERT's pooler and classifier, a decoder's final norm and score layer), and a decoder's
+final norm, which :func:`pooled_hidden_states` can apply to layer L as Hugging Face's
+``hidden_states`` do.
 
 Hooks live here and nowhere else. :func:`capture` records the hidden state entering or leaving
 any blocks during a forward; :func:`run_with_cache` runs one forward capturing block inputs and
@@ -38,16 +40,19 @@ class FamilySpec:
     A path ending in ``?`` is optional: absent or ``None`` modules are skipped (e.g. OPT's
     ``project_in`` exists only when ``word_embed_proj_dim != hidden_size``). ``pooler``: the
     pooler module of the head, where the family has one (BERT's), which layer retraining can
-    keep frozen (docs/protocol.md §6.4).
+    keep frozen (docs/protocol.md §6.4). ``final_norm``: the modules (part of the head) that the
+    family's base model applies, in this order, to the last block's output before returning it
+    (and its ``hidden_states[-1]``); none for encoders (docs/protocol.md §6.6).
     """
 
     blocks: str
     embeddings: tuple[str, ...]
     is_decoder: bool
     pooler: str | None = None
+    final_norm: tuple[str, ...] = ()
 
 
-_LLAMA_LIKE = FamilySpec("model.layers", ("model.embed_tokens",), True)
+_LLAMA_LIKE = FamilySpec("model.layers", ("model.embed_tokens",), True, final_norm=("model.norm",))
 
 FAMILIES: dict[str, FamilySpec] = {
     # Encoders: pooled at the first token.
@@ -66,9 +71,11 @@ FAMILIES: dict[str, FamilySpec] = {
     ),
     "distilbert": FamilySpec("distilbert.transformer.layer", ("distilbert.embeddings",), False),
     # Decoders: pooled at the last non-pad token.
-    "gpt2": FamilySpec("transformer.h", ("transformer.wte", "transformer.wpe"), True),
-    "gpt_neo": FamilySpec("transformer.h", ("transformer.wte", "transformer.wpe"), True),
-    "gpt_neox": FamilySpec("gpt_neox.layers", ("gpt_neox.embed_in",), True),
+    "gpt2": FamilySpec("transformer.h", ("transformer.wte", "transformer.wpe"), True, final_norm=("transformer.ln_f",)),
+    "gpt_neo": FamilySpec("transformer.h", ("transformer.wte", "transformer.wpe"), True, final_norm=("transformer.ln_f",)),
+    "gpt_neox": FamilySpec("gpt_neox.layers", ("gpt_neox.embed_in",), True, final_norm=("gpt_neox.final_layer_norm",)),
+    # OPT's decoder has no final norm when do_layer_norm_before is false (opt-350m) and a
+    # project_out only when word_embed_proj_dim != hidden_size (opt-350m again).
     "opt": FamilySpec(
         "model.decoder.layers",
         (
@@ -77,6 +84,7 @@ FAMILIES: dict[str, FamilySpec] = {
             "model.decoder.project_in?",
         ),
         True,
+        final_norm=("model.decoder.final_layer_norm?", "model.decoder.project_out?"),
     ),
     "llama": _LLAMA_LIKE,
     "qwen2": _LLAMA_LIKE,
@@ -101,7 +109,9 @@ class BlockAccess:
     """A classifier taken apart into embeddings, blocks 1..L and head.
 
     ``blocks_parent`` / ``blocks_attr`` locate the block list (``getattr(blocks_parent,
-    blocks_attr) is blocks`` outside :func:`replaced_blocks`).
+    blocks_attr) is blocks`` outside :func:`replaced_blocks`). ``final_norm``: the modules the
+    base model applies to the last block's output (:attr:`FamilySpec.final_norm`, absent optional
+    ones left out).
     """
 
     model: nn.Module
@@ -112,6 +122,7 @@ class BlockAccess:
     blocks_parent: nn.Module
     blocks_attr: str
     pooler: nn.Module | None = None
+    final_norm: tuple[nn.Module, ...] = ()
 
     @property
     def num_layers(self) -> int:
@@ -140,6 +151,16 @@ class BlockAccess:
         """Parameters of the head's pooler (BERT's; none for families without one)."""
         return _unique(self.pooler.parameters()) if self.pooler is not None else []
 
+    def apply_final_norm(self, hidden: torch.Tensor) -> torch.Tensor:
+        """``hidden`` (the last block's output, any leading shape) through the final-norm modules.
+
+        Every one acts on each token's vector alone (LayerNorm, RMSNorm, OPT's linear
+        ``project_out``), so it may be applied to pooled vectors.
+        """
+        for module in self.final_norm:
+            hidden = module(hidden)
+        return hidden
+
     def _check_index(self, i: int) -> None:
         if not 1 <= i <= self.num_layers:
             raise ValueError(f"block index {i} outside 1..{self.num_layers}")
@@ -164,6 +185,24 @@ def _unsupported(model_type: str) -> ModelError:
     )
 
 
+def _modules(model: nn.Module, paths: Iterable[str], what: str, role: str) -> list[nn.Module]:
+    """The modules at ``paths`` (a trailing ``?`` marks an optional one, skipped when absent)."""
+    found: list[nn.Module] = []
+    for path in paths:
+        optional = path.endswith("?")
+        path = path.rstrip("?")
+        module = _resolve(model, path)
+        if module is None:
+            if optional:
+                continue
+            raise ModelError(
+                f"{what} has no {role} at '{path}'. If the transformers layout changed, update "
+                "FAMILIES in workflow/memloc/models/blocks.py."
+            )
+        found.append(module)
+    return found
+
+
 def block_access(model: nn.Module) -> BlockAccess:
     """Take an ``AutoModelForSequenceClassification`` model apart (dispatch on model_type)."""
     config = getattr(model, "config", None)
@@ -181,20 +220,8 @@ def block_access(model: nn.Module) -> BlockAccess:
         )
     parent_path, _, attr = spec.blocks.rpartition(".")
     parent = _resolve(model, parent_path) if parent_path else model
-    embeddings: list[nn.Module] = []
-    for path in spec.embeddings:
-        optional = path.endswith("?")
-        path = path.rstrip("?")
-        module = _resolve(model, path)
-        if module is None:
-            if optional:
-                continue
-            raise ModelError(
-                f"{kind} (model_type {model_type!r}) has no embedding module at '{path}'. If "
-                "the transformers layout changed, update FAMILIES in "
-                "workflow/memloc/models/blocks.py."
-            )
-        embeddings.append(module)
+    embeddings = _modules(model, spec.embeddings, f"{kind} (model_type {model_type!r})", "embedding module")
+    final_norm = _modules(model, spec.final_norm, f"{kind} (model_type {model_type!r})", "final-norm module")
     pooler = _resolve(model, spec.pooler) if spec.pooler else None
     if spec.pooler and pooler is None:
         raise ModelError(
@@ -210,6 +237,7 @@ def block_access(model: nn.Module) -> BlockAccess:
         blocks_parent=parent,
         blocks_attr=attr,
         pooler=pooler,
+        final_norm=tuple(final_norm),
     )
 
 
@@ -477,17 +505,23 @@ def forward_from_block(
     return _logits(output)
 
 
+@torch.no_grad()
 def pooled_hidden_states(
     access: BlockAccess,
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor | None,
+    *,
+    final_norm: bool,
     **extra: Any,
 ) -> torch.Tensor:
     """Pooled hidden states [B, L+1, d] from one batched forward (no grad).
 
-    Layer 0 is the input to block 1 (embedding output), layer l the output of block l (before
-    any final norm). Encoders pool the first token; decoders the last non-pad token, assuming
-    right padding (index ``attention_mask.sum(1) - 1``).
+    Layer 0 is the input to block 1 (embedding output), layer l the output of block l. With
+    ``final_norm`` layer L also passes through the family's final norm
+    (:meth:`BlockAccess.apply_final_norm`), as in Hugging Face's ``hidden_states[-1]``;
+    without it every layer is before any final norm (encoders have none: the same either way).
+    Encoders pool the first token; decoders the last non-pad token, assuming right padding
+    (index ``attention_mask.sum(1) - 1``).
     """
     batch, length = input_ids.shape[:2]
     if access.is_decoder:
@@ -512,6 +546,15 @@ def pooled_hidden_states(
         block_outputs=layers,
         keep=pool,
     )
+    top = access.num_layers
+    if final_norm:
+        cache.outputs[top] = access.apply_final_norm(cache.outputs[top])
+        if cache.outputs[top].shape != cache.inputs[1].shape:
+            raise ModelError(
+                f"pooled_hidden_states: {access.family}'s final norm maps width {cache.inputs[1].shape[-1]} to "
+                f"{cache.outputs[top].shape[-1]} (OPT's project_out), so layer L cannot be stacked with the others; "
+                "set localisation.final_norm: false for this model."
+            )
     return torch.stack([cache.inputs[1], *(cache.outputs[i] for i in layers)], dim=1)
 
 
