@@ -108,6 +108,8 @@ def build_examples(
     provenance = {"sha256": raw.inputs, "spec_hash": spec_hash(spec), "memloc_version": memloc.__version__}
     if raw.fingerprint:
         provenance["hf"] = raw.fingerprint
+    if raw.about:
+        provenance["about"] = raw.about
     noisy_rows = df["is_noisy"].to_numpy()
     doc = {
         "dataset": name,
@@ -121,7 +123,7 @@ def build_examples(
         "notes": raw.notes,
     }
     metadata = {"dataset": name, "source": raw.source, "input_sha256": raw.inputs,
-                **{k: v for k, v in provenance.items() if k != "sha256"},
+                **{k: v for k, v in provenance.items() if k not in ("sha256", "about")},
                 # The record every table carries, so `memloc check` sees a changed source file.
                 **record(spec, {"source": _input_files(raw.inputs, resources_dir)},
                          **({"hf": raw.fingerprint} if raw.fingerprint else {}))}

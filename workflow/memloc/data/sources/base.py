@@ -31,7 +31,8 @@ class RawSplits:
     values) and ``origin`` ("file:line N" or "name[split]:row N", for error messages).
     ``label_names`` lists class names in index order when the source knows them: raw labels are
     then either indices into it or members of it. ``inputs`` maps each input file to its sha256
-    (provenance); ``fingerprint`` carries what identifies a source without files (hub data).
+    (provenance); ``fingerprint`` carries what identifies a source without files (hub data);
+    ``about`` says what a registry corpus is, who made it and under which licence.
     """
 
     train: pd.DataFrame
@@ -43,6 +44,7 @@ class RawSplits:
     inputs: dict[str, str] = field(default_factory=dict)
     fingerprint: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    about: str | None = None
 
 
 def template_fields(spec: str) -> list[str] | None:
