@@ -37,7 +37,7 @@ CONTRACT_TABLES = {
     "mcog", "heatmaps", "probing", "centroids", "centroid_events", "counterfactual", "statistics",
     "control_accuracy", "control_accuracy_summary", "localisation_label_probes", "localisation_probing_events",
     "label_probes", "probing_events",
-    "validation", "swapping_clean",
+    "validation", "swapping_clean", "memorised_runs",
 }
 
 

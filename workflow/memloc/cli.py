@@ -51,6 +51,32 @@ def _section(title: str, body: str, out) -> None:
 # ---------------------------------------------------------------- summary
 
 
+def _memorisation_section(summary: Path, out) -> None:
+    """Per noisy run, whether it memorised its noisy labels (``memorised_runs.parquet``), and a
+    warning naming the runs that did not: their localisation describes a half-memorised model."""
+    import pandas as pd
+
+    from memloc.stats.memorised import not_memorised
+
+    path = summary / "memorised_runs.parquet"
+    if not path.exists():
+        return
+    df = pd.read_parquet(path).sort_values(["dataset", "model", "seed"])
+    rows = [
+        {"dataset": r.dataset, "model": r.model, "seed": int(r.seed), "checkpoint": f"{r.checkpoint} (epoch {int(r.epoch)})",
+         "noisy acc": _fmt(r.noisy_accuracy, 3), "threshold": _fmt(r.threshold, 3),
+         "memorised": "yes" if r.memorised else "NO", "epochs": f"{int(r.epochs_trained)}/{int(r.epochs)}"}
+        for r in df.itertuples()
+    ]
+    body = _table(pd.DataFrame(rows)) if rows else "(no noisy runs)"
+    bad = not_memorised(df)
+    if bad:
+        body += (f"\nWARNING: {len(bad)} noisy model(s) did not memorise their noisy labels (accuracy below the "
+                 f"threshold at the analysed checkpoint): {', '.join(bad)}. Their localisation describes a "
+                 "half-memorised model: raise training.epochs or use training.stopping: memorised.")
+    _section("Memorisation of the noisy labels (accuracy of the noisy examples on their noisy labels)", body, out)
+
+
 def _mcog_section(summary: Path, out) -> bool:
     import pandas as pd
 
@@ -170,6 +196,7 @@ def run_summary(args: argparse.Namespace, out=None) -> int:
         )
         return 1
     print(f"memloc summary of {results}", file=out)
+    _memorisation_section(summary, out)
     _mcog_section(summary, out)
     _agreement_section(summary, out)
     _control_section(summary, out)

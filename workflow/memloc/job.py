@@ -33,6 +33,7 @@ FILE_KEYWORDS = {
     "pretrained": "pretrained_dir",
     "model": "model_dir",
     "twin": "twin_dir",
+    "twin_trace": "twin_trace_path",
     "frozen": "frozen_dir",
     "memorised": "memorised",
     "raw": "raw_path",

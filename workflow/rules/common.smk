@@ -117,6 +117,13 @@ def training_settings(wildcards):
     return mconf.model_spec(config, wildcards.model)["training"]
 
 
+def noisy_twin_trace(wildcards):
+    """The noisy twin's trace, an input of a clean variant whose training.stopping is `memorised`."""
+    if wildcards.variant != "clean" or training_settings(wildcards)["stopping"] != "memorised":
+        return []
+    return results_path(paths.TRACE, dataset=wildcards.dataset, model=wildcards.model, variant="noisy", seed=wildcards.seed)
+
+
 def model_targets():
     """Predictions of every run model of run.variants; `frozen`, the baseline (memloc.localise.baseline),
     only for the seeds whose baseline it is (localisation.baseline_seed)."""

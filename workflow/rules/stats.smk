@@ -191,6 +191,27 @@ rule stats_validation:
         "../scripts/stats_validation.py"
 
 
+rule stats_memorised_runs:
+    """Whether each noisy model memorised its noisy labels at the analysed checkpoint."""
+    input:
+        traces=expand(results_path(paths.TRACE, variant="noisy"), dataset=DATASETS, model=MODELS, seed=SEEDS),
+    output:
+        **summary_outputs("table", "memorised_runs", "memorised_runs_table"),
+    params:
+        checkpoint=LOC["checkpoint"],
+    log:
+        job_log("stats_memorised_runs"),
+    benchmark:
+        job_benchmark("stats_memorised_runs")
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=mem_mb_growing(2000),
+        runtime=runtime_growing(10),
+    script:
+        "../scripts/stats_memorised_runs.py"
+
+
 rule stats_swapping_clean:
     """The clean examples' accuracy with each window swapped, per swapping run."""
     input:

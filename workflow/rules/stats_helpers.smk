@@ -39,7 +39,7 @@ def stats_tables():
     if STATS["counterfactual"]:
         out.append("counterfactual")
     if "noisy" in VARIANTS:
-        out.append("validation")
+        out += ["validation", "memorised_runs"]
     if "swapping" in LOC["techniques"]:
         out.append("swapping_clean")
     return out

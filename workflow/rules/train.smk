@@ -52,6 +52,8 @@ rule train_finetune:
         examples=results_path(paths.DATA),
         tokens=results_path(paths.TOKENS),
         pretrained=results_path(paths.PRETRAINED),
+        # With training.stopping: memorised the clean twin trains as many epochs as its noisy twin.
+        twin_trace=noisy_twin_trace,
     output:
         final=directory(results_path(paths.CHECKPOINT, ckpt="final")),
         memorised=directory(results_path(paths.CHECKPOINT, ckpt="memorised")),

@@ -18,12 +18,13 @@ import torch
 
 from memloc import __version__
 from memloc.device import select_device, set_determinism
-from memloc.io import atomic_dir, write_parquet
+from memloc.io import atomic_dir, read_metadata, write_parquet
 from memloc.models.blocks import block_access
 from memloc.models.loading import load_classifier
 from memloc.tokens import TokenSet, load_split_tokensets
 from memloc.training.evaluation import predict_logits, softmax
 from memloc.training.loop import FitResult, Settings, fit
+from memloc.training.stopping import stop_rule
 
 log = logging.getLogger("memloc.train")
 
@@ -73,6 +74,27 @@ def predictions_table(
     return pd.concat(frames, ignore_index=True)
 
 
+def twin_epochs(twin_trace_path: str | None) -> int | None:
+    """Epochs the noisy twin trained, from its trace's metadata (``None`` without a trace)."""
+    if not twin_trace_path:
+        return None
+    meta = read_metadata(twin_trace_path)
+    if "epochs_trained" not in meta:
+        raise ValueError(f"{twin_trace_path}: no epochs_trained in its metadata; re-run the noisy twin's train_finetune job")
+    return int(meta["epochs_trained"])
+
+
+def stopping_record(result: FitResult, rule) -> dict:
+    """What the trace metadata and checkpoints say about when training stopped (docs/protocol.md §4.5)."""
+    return {
+        "stopping": rule.stopping,
+        "memorised_accuracy": rule.threshold,
+        "threshold_epoch": result.threshold_epoch or None,
+        "epochs_trained": result.epochs_trained,
+        "memorisation_reached": bool(result.threshold_epoch),
+    }
+
+
 def save_checkpoint(model, path: Path, info: dict) -> None:
     with atomic_dir(path) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
@@ -89,14 +111,20 @@ def run_finetune(
     out_dir: str,
     work_dir: str,
     provenance: dict | None = None,
+    twin_trace_path: str | None = None,
 ) -> FitResult:
-    """Fine-tune and write ``final/``, ``memorised/``, ``trace.parquet`` and ``predictions.parquet``."""
+    """Fine-tune and write ``final/``, ``memorised/``, ``trace.parquet`` and ``predictions.parquet``.
+
+    ``twin_trace_path``: the noisy twin's trace, which a clean variant under ``training.stopping:
+    memorised`` needs (it trains as many epochs, :func:`~memloc.training.stopping.stop_rule`).
+    """
     if variant not in MAIN_VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; expected one of {MAIN_VARIANTS}")
     out_dir, work_dir = Path(out_dir), Path(work_dir)
     examples = pd.read_parquet(examples_path)
     n_classes = int(max(examples["label"].max(), examples["label_orig"].max()) + 1)
     label_col = training_labels(variant)
+    rule = stop_rule(variant, settings, twin_epochs(twin_trace_path))
     sets = load_split_tokensets(tokens_path, examples, label_col)
     is_noisy = {split: examples.loc[examples["split"] == split, "is_noisy"].to_numpy() for split in sets}
 
@@ -120,6 +148,7 @@ def run_finetune(
         eval_sets={"validation": sets["validation"]},
         train_groups={"train_noisy": noisy_mask, "train_clean": ~noisy_mask},
         work_dir=work_dir,
+        stop=rule,
     )
     info = {
         "variant": variant,
@@ -127,6 +156,7 @@ def run_finetune(
         "memorised_epoch": result.memorised_epoch,
         "memorised_reached": result.memorised_reached,
         "epochs": settings.epochs,
+        **stopping_record(result, rule),
         "memloc_version": __version__,
         **(provenance or {}),
     }

@@ -33,6 +33,7 @@ from memloc.tokens import TokenSet
 from memloc.training.batching import train_batches
 from memloc.training.evaluation import model_inputs, score_rows
 from memloc.training.optim import TaskOptim, make_task_optim
+from memloc.training.stopping import StopRule
 
 log = logging.getLogger("memloc.train")
 
@@ -55,6 +56,9 @@ class Settings(BlockSettings):
     max_grad_norm: float
     clip_scope: str
     memorised_f1: float
+    stopping: str
+    memorised_accuracy: float
+    extra_epochs: int
     freeze_embeddings: bool
     length_buckets: bool
     precision: str
@@ -69,6 +73,10 @@ class FitResult:
     memorised_reached: bool
     memorised_state: Any
     epoch_losses: list[list[float]]
+    #: The stop rule's record (:mod:`memloc.training.stopping`): the first epoch whose noisy
+    #: examples reached its threshold (0: never, or no rule) and the epochs trained.
+    threshold_epoch: int = 0
+    epochs_trained: int = 0
 
 
 @dataclass
@@ -247,6 +255,7 @@ def train_loop(
     run_key: dict | None = None,
     work_dir: str | Path | None = None,
     progress: bool = True,
+    stop: StopRule | None = None,
 ) -> FitResult:
     """Train ``tasks`` for ``settings.epochs`` epochs; every stage that trains calls this.
 
@@ -260,7 +269,8 @@ def train_loop(
     ``evaluate()`` returns the epoch's trace rows (the first is the train row whose macro-F1 marks
     the ``memorised`` checkpoint at ``settings.memorised_f1``); without it there is no trace and no
     memorised checkpoint. ``work_dir`` holds the resume state, keyed by ``run_key`` (plus the
-    settings); the caller removes it once its outputs are written.
+    settings); the caller removes it once its outputs are written. ``stop`` (fine-tuning only) may end
+    training before ``settings.epochs``; the schedules keep their length ``settings.epochs``.
     """
     all_params = list(trainee.parameters())
     for p in all_params:
@@ -275,10 +285,12 @@ def train_loop(
         for name, task in tasks.items()
     }
     wanted = {name: {id(p) for p in params} for name, params in grad_params.items()}
-    resume = _ResumeState(work_dir, stable_hash({"settings": asdict(settings), **(run_key or {})}))
+    key = {"settings": asdict(settings), **({"stop": asdict(stop)} if stop is not None else {}), **(run_key or {})}
+    resume = _ResumeState(work_dir, stable_hash(key))
 
     rows: list[dict] = []
     memorised_epoch, memorised_state = 0, None
+    threshold_epoch, epochs_trained = 0, 0
     start_epoch = 1
     state = resume.load()
     if state is not None:
@@ -289,7 +301,9 @@ def train_loop(
         rows = state["trace"]
         memorised_epoch = state["memorised_epoch"]
         memorised_state = state.get("memorised_state")
-        start_epoch = state["epoch"] + 1
+        threshold_epoch = state["threshold_epoch"]
+        epochs_trained = state["epoch"]
+        start_epoch = epochs_trained + 1
 
     epoch_losses: list[list[float]] = []
     for epoch in range(start_epoch, settings.epochs + 1):
@@ -314,6 +328,7 @@ def train_loop(
         for p in all_params:
             p.requires_grad_(False)
         epoch_losses.append(losses)
+        epochs_trained = epoch
         train_seconds = time.perf_counter() - t0
         if evaluate is None:
             continue
@@ -331,6 +346,12 @@ def train_loop(
             memorised_state = trainee.snapshot()
             log.info("train macro-F1 %.4f >= %.3f: epoch %d is the memorised checkpoint", train_f1, settings.memorised_f1, epoch)
             resume.save_memorised(memorised_state)
+        if stop is not None and not threshold_epoch and stop.reached(epoch_rows):
+            threshold_epoch = epoch
+            log.info("train_noisy accuracy >= %.3f first at epoch %d", stop.threshold, epoch)
+        if stop is not None and stop.stops_after(epoch, threshold_epoch):
+            log.info("stopping after epoch %d of at most %d (training.stopping: %s)", epoch, settings.epochs, stop.stopping)
+            break
         if epoch < settings.epochs:
             resume.save(
                 {
@@ -340,14 +361,15 @@ def train_loop(
                     "rng": _rng_state(),
                     "trace": rows,
                     "memorised_epoch": memorised_epoch,
+                    "threshold_epoch": threshold_epoch,
                 }
             )
 
     if evaluate is None:
-        return FitResult(pd.DataFrame(), 0, False, None, epoch_losses)
+        return FitResult(pd.DataFrame(), 0, False, None, epoch_losses, 0, epochs_trained)
     reached = bool(memorised_epoch)
     if not reached:
-        memorised_epoch = settings.epochs
+        memorised_epoch = epochs_trained
         memorised_state = trainee.snapshot()
         log.warning(
             "train macro-F1 never reached %.3f; the memorised checkpoint is the final epoch (flagged in the trace)",
@@ -356,7 +378,7 @@ def train_loop(
     trace = pd.DataFrame(rows)
     trace["memorised_epoch"] = trace["epoch"] == memorised_epoch
     trace["memorised_reached"] = reached
-    return FitResult(trace, memorised_epoch, reached, memorised_state, epoch_losses)
+    return FitResult(trace, memorised_epoch, reached, memorised_state, epoch_losses, threshold_epoch, epochs_trained)
 
 
 def fit(
@@ -371,12 +393,13 @@ def fit(
     train_groups: dict[str, np.ndarray] | None = None,
     work_dir: str | Path | None = None,
     batch_fn: Callable[[int, int], list[np.ndarray]] | None = None,
+    stop: StopRule | None = None,
 ) -> FitResult:
     """Train the ``trainable`` parameters of one classifier on ``train`` (fine-tuning, subset models).
 
     ``train_groups`` maps a trace split name (e.g. ``train_noisy``) to a boolean mask over
     ``train``; those rows come from the per-epoch train evaluation at no extra cost.
-    ``batch_fn(seed, epoch)`` overrides the batch order (tests).
+    ``batch_fn(seed, epoch)`` overrides the batch order (tests); ``stop`` may end training early.
     """
     model.to(device)
 
@@ -394,4 +417,4 @@ def fit(
 
     task = classifier_task(model, train, trainable, settings.learning_rate, device)
     run_key = {"seed": seed, "n": len(train), "ids": train.example_ids[:50].tolist()}
-    return train_loop(Classifier(model), {"main": task}, batches_for, settings, device, evaluate, run_key, work_dir)
+    return train_loop(Classifier(model), {"main": task}, batches_for, settings, device, evaluate, run_key, work_dir, stop=stop)
