@@ -124,3 +124,73 @@ def test_twin_epochs_read_from_the_noisy_trace(tmp_path):
     write_parquet(pd.DataFrame({"epoch": [1]}), path, metadata={})
     with pytest.raises(ValueError, match="epochs_trained"):
         twin_epochs(str(path))
+
+
+def test_finetune_jobs_record_the_rule_and_the_clean_twin_follows(tmp_path, monkeypatch):
+    """run_finetune end to end on a tiny model, train_noisy accuracy planted: the noisy job stops
+    at epoch 2 and says so in its trace metadata and checkpoints; its clean twin, given the noisy
+    trace, trains 2 epochs; the frozen baseline trains all 4; the summary row reads the trace."""
+    import json
+
+    import memloc.training.loop as loop
+    from memloc.io import read_metadata
+    from memloc.stats.memorised import collect_memorised_runs
+    from memloc.training.finetune import run_finetune
+
+    real = loop.score_rows
+    calls = []
+
+    def planted(*args, **kwargs):
+        rows = real(*args, **kwargs)
+        calls.append(1)
+        for row in rows:
+            if row["split"] == "train_noisy":
+                row["accuracy"] = {1: 0.5, 2: 1.0}.get(len(calls), 1.0)
+        return rows
+
+    monkeypatch.setattr(loop, "score_rows", planted)
+    inputs = finetune_inputs(tmp_path / "in")
+    settings = opts(epochs=4, stopping="memorised", eval_batch_size=32, device="cpu")
+
+    def job(variant, twin=None):
+        calls.clear()
+        out = tmp_path / "models" / "d" / "tiny" / variant / "seed1"
+        run_finetune(str(inputs / "examples.parquet"), str(inputs / "tokens.parquet"), str(inputs / "pretrained"), variant, 1,
+                     settings, str(out), str(tmp_path / "work" / variant), twin_trace_path=twin)
+        return out
+
+    noisy = job("noisy")
+    meta = read_metadata(noisy / "trace.parquet")
+    record = (meta["stopping"], meta["threshold_epoch"], meta["epochs_trained"], meta["memorisation_reached"])
+    assert record == ("memorised", 2, 2, True)
+    assert json.loads((noisy / "final" / "memloc.json").read_text())["epochs_trained"] == 2
+    clean = job("clean", str(noisy / "trace.parquet"))
+    assert read_metadata(clean / "trace.parquet")["epochs_trained"] == 2
+    frozen = read_metadata(job("frozen") / "trace.parquet")
+    assert (frozen["stopping"], frozen["epochs_trained"]) == ("fixed", 4)
+    row = collect_memorised_runs([str(noisy / "trace.parquet")], "final").iloc[0]
+    assert (row.epoch, row.noisy_accuracy, bool(row.memorised), row.epochs_trained, row.epochs) == (2, 1.0, True, 2, 4)
+
+
+def finetune_inputs(root):
+    """Examples table, token cache and pretrained directory of a tiny random BERT (7 noisy examples)."""
+    import numpy as np
+
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    n_train, n_eval = 40, 8
+    n = n_train + n_eval
+    label_orig = rng.integers(0, 2, n)
+    is_noisy = np.zeros(n, dtype=bool)
+    is_noisy[rng.choice(n_train, 7, replace=False)] = True
+    ids = np.arange(n)
+    write_parquet(pd.DataFrame({
+        "example_id": ids, "split": ["train"] * n_train + ["validation"] * (n_eval // 2) + ["test"] * (n_eval // 2),
+        "text_a": [f"text {i}" for i in ids], "text_b": [None] * n, "label_orig": label_orig,
+        "label": np.where(is_noisy, 1 - label_orig, label_orig), "is_noisy": is_noisy,
+    }), root / "examples.parquet")
+    seqs = [np.array([1, 2 + int(y), *rng.integers(10, 100, size=4)], dtype=np.int32) for y in label_orig]
+    write_parquet(pd.DataFrame({"example_id": ids, "input_ids": seqs, "length": [len(s) for s in seqs], "truncated": False}),
+                  root / "tokens.parquet", metadata={"pad_token_id": 0})
+    tiny_classifier("bert", 0, layers=1, vocab=100, hidden=16).save_pretrained(root / "pretrained")
+    return root
