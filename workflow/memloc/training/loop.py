@@ -69,6 +69,10 @@ class FitResult:
     memorised_reached: bool
     memorised_state: Any
     epoch_losses: list[list[float]]
+    # Evaluation logits by split of the final and the memorised weights (set by :func:`fit`; None
+    # where the pass did not run in this process, e.g. an epoch before a resume).
+    final_logits: dict[str, np.ndarray] | None = None
+    memorised_logits: dict[str, np.ndarray] | None = None
 
 
 @dataclass
@@ -387,11 +391,22 @@ def fit(
             order = train_batches(train.lengths, settings.batch_size, seed, epoch, settings.length_buckets)
         return [("main", idx) for idx in order]
 
+    history: list[dict[str, np.ndarray]] = []
+
     def evaluate() -> list[dict]:
+        history.append({})
         return score_rows(
-            model, train, n_classes, settings.eval_batch_size, device, settings.precision, train_groups, eval_sets
+            model, train, n_classes, settings.eval_batch_size, device, settings.precision, train_groups, eval_sets,
+            logits_out=history[-1],
         )
 
     task = classifier_task(model, train, trainable, settings.learning_rate, device)
     run_key = {"seed": seed, "n": len(train), "ids": train.example_ids[:50].tolist()}
-    return train_loop(Classifier(model), {"main": task}, batches_for, settings, device, evaluate, run_key, work_dir)
+    result = train_loop(Classifier(model), {"main": task}, batches_for, settings, device, evaluate, run_key, work_dir)
+    if history:
+        # history holds the epochs this process evaluated: the last len(history) of them.
+        first_epoch = settings.epochs - len(history) + 1
+        result.final_logits = history[-1]
+        if result.memorised_epoch >= first_epoch:
+            result.memorised_logits = history[result.memorised_epoch - first_epoch]
+    return result
