@@ -8,6 +8,8 @@ Sections (each measured in this run, side by side, never against numbers from an
 
 1. ``throughput``: training tokens/s and model FLOP utilisation against a matmul peak measured here,
    in fp32 and bf16 autocast; the bf16/fp32 and bucketed/shuffled speed-ups.
+   ``jobs``: a fine-tuning job's predictions with reused trace logits against recomputing them,
+   and two concurrent 1-thread training jobs against one 2-thread job (``benchmarks/jobs.py``).
 2. ``techniques``: each technique shortcut against its plain reference (``bench_windows``,
    ``bench_techniques``), as ratios.
 3. ``end_to_end``: the embedded default's wall time and per-rule breakdown from the rules'
@@ -37,13 +39,14 @@ sys.path.insert(0, str(HERE))
 import bench_techniques  # noqa: E402
 import bench_windows  # noqa: E402
 import end_to_end  # noqa: E402
+import jobs  # noqa: E402
 import precision  # noqa: E402
 import scaling  # noqa: E402
 import throughput  # noqa: E402
 
 from memloc.io import write_parquet  # noqa: E402
 
-SECTIONS = ("throughput", "techniques", "end_to_end", "scaling", "precision")
+SECTIONS = ("throughput", "jobs", "techniques", "end_to_end", "scaling", "precision")
 COLUMNS = ["section", "benchmark", "value", "unit", "reference", "ratio", "target", "detail"]
 
 
@@ -134,6 +137,9 @@ def main(argv=None) -> int:
     if "throughput" in args.only:
         print("== throughput", flush=True)
         rows += throughput.throughput_rows(device, args.threads)
+    if "jobs" in args.only:
+        print("== jobs", flush=True)
+        rows += jobs.job_rows()
     if "techniques" in args.only:
         print("== techniques", flush=True)
         rows += technique_rows(args.device, args.threads)

@@ -125,3 +125,34 @@ def test_settings_have_no_defaults_of_their_own():
     full.pop("memorised_f1")
     with pytest.raises(ConfigError, match="memorised_f1"):
         Settings.from_dict(full)
+
+
+def test_fit_returns_the_final_and_memorised_logits_bit_for_bit():
+    """The predictions tables reuse the trace's evaluation logits: they must be what a fresh pass gives."""
+    from memloc.training.evaluation import predict_logits
+
+    data, val = toy_tokenset(), toy_tokenset(n=40, seed=9)
+    torch.manual_seed(0)
+    model = tiny_model()
+    opts = settings(epochs=6, learning_rate=3e-3, batch_size=8, eval_batch_size=16, memorised_f1=0.8)
+    res = fit(model, trainable_parameters(model, "noisy", True), data, opts, 1, CPU, 2, eval_sets={"validation": val})
+    assert res.memorised_reached and res.memorised_epoch < opts.epochs
+    for logits, weights in ((res.final_logits, None), (res.memorised_logits, res.memorised_state)):
+        if weights is not None:
+            model.load_state_dict(weights)
+        assert set(logits) == {"train", "validation"}
+        for split, ts in (("train", data), ("validation", val)):
+            assert np.array_equal(logits[split], predict_logits(model, ts, opts.eval_batch_size, CPU))
+
+
+def test_predictions_table_uses_known_logits_and_computes_the_rest():
+    from memloc.training.finetune import predictions_table
+
+    data, val = toy_tokenset(n=8), toy_tokenset(n=6, seed=9)
+    planted = np.tile(np.array([[0.0, 5.0]], dtype=np.float32), (len(data), 1))
+    noisy = {"train": np.zeros(len(data), bool), "validation": np.zeros(len(val), bool)}
+    table = predictions_table(tiny_model(), {"train": data, "validation": val}, SETTINGS, CPU, "final", noisy, {"train": planted})
+    train = table[table.split == "train"]
+    assert (train["pred"] == 1).all()
+    assert np.allclose(train["p_label"], np.where(data.labels == 1, 1, 0) + np.where(data.labels == 1, -1, 1) / (1 + np.exp(5.0)))
+    assert len(table[table.split == "validation"]) == len(val)

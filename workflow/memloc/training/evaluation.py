@@ -58,18 +58,25 @@ def score(logits: np.ndarray, labels: np.ndarray, n_classes: int) -> dict[str, f
 def score_rows(
     model, train: TokenSet, n_classes: int, batch_size: int, device: torch.device, precision: str,
     train_groups: dict[str, np.ndarray] | None = None, eval_sets: dict[str, TokenSet] | None = None,
-    prefix: str = "", extra: dict | None = None,
+    prefix: str = "", extra: dict | None = None, logits_out: dict[str, np.ndarray] | None = None,
 ) -> list[dict]:
     """Trace rows of one classifier after an epoch: ``train``, its groups (from the same pass) and eval sets.
 
     ``prefix`` names the splits of a second task (``aux_``); ``extra`` is added to every row.
+    ``logits_out`` receives the logits of ``train`` and each eval set by split name, so a caller
+    can reuse them instead of running the same pass again (they are bitwise what
+    :func:`predict_logits` returns for the same weights).
     """
     extra = extra or {}
     logits = predict_logits(model, train, batch_size, device, precision)
+    if logits_out is not None:
+        logits_out["train"] = logits
     rows = [{"split": f"{prefix}train", **extra, **score(logits, train.labels, n_classes)}]
     for name, mask in (train_groups or {}).items():
         rows.append({"split": name, **extra, **score(logits[mask], train.labels[mask], n_classes)})
     for name, data in (eval_sets or {}).items():
         lg = predict_logits(model, data, batch_size, device, precision)
+        if logits_out is not None:
+            logits_out[name] = lg
         rows.append({"split": name, **extra, **score(lg, data.labels, n_classes)})
     return rows

@@ -49,12 +49,20 @@ def trainable_parameters(model, variant: str, freeze_embeddings: bool) -> list[t
 
 
 def predictions_table(
-    model, sets: dict[str, TokenSet], settings: Settings, device: torch.device, checkpoint: str, is_noisy: dict[str, np.ndarray]
+    model, sets: dict[str, TokenSet], settings: Settings, device: torch.device, checkpoint: str, is_noisy: dict[str, np.ndarray],
+    known: dict[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
-    """Per-example predictions with the probability of the training label (docs/protocol.md §4.7)."""
+    """Per-example predictions with the probability of the training label (docs/protocol.md §4.7).
+
+    ``known`` holds logits of some splits already computed for these weights (the trace's
+    evaluation of the same epoch); only the other splits run a forward pass.
+    """
     frames = []
     for split, data in sets.items():
-        logits = predict_logits(model, data, settings.eval_batch_size, device, settings.precision)
+        if known is not None and split in known:
+            logits = known[split]
+        else:
+            logits = predict_logits(model, data, settings.eval_batch_size, device, settings.precision)
         probs = softmax(logits.astype(np.float64))
         pred = logits.argmax(axis=1)
         frames.append(
@@ -161,10 +169,10 @@ def run_finetune(
         **(provenance or {}),
     }
     meta = {**info, "settings": settings.__dict__}
-    preds = [predictions_table(model, sets, settings, device, "final", is_noisy)]
+    preds = [predictions_table(model, sets, settings, device, "final", is_noisy, result.final_logits)]
     save_checkpoint(model, out_dir / "final", {**info, "checkpoint": "final"})
     model.load_state_dict(result.memorised_state)
-    preds.append(predictions_table(model, sets, settings, device, "memorised", is_noisy))
+    preds.append(predictions_table(model, sets, settings, device, "memorised", is_noisy, result.memorised_logits))
     save_checkpoint(model, out_dir / "memorised", {**info, "checkpoint": "memorised"})
     write_parquet(pd.concat(preds, ignore_index=True), out_dir / "predictions.parquet", metadata=meta)
     write_parquet(result.trace, out_dir / "trace.parquet", metadata=meta)

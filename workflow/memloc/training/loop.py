@@ -77,6 +77,10 @@ class FitResult:
     #: examples reached its threshold (0: never, or no rule) and the epochs trained.
     threshold_epoch: int = 0
     epochs_trained: int = 0
+    # Evaluation logits by split of the final and the memorised weights (set by :func:`fit`; None
+    # where the pass did not run in this process, e.g. an epoch before a resume).
+    final_logits: dict[str, np.ndarray] | None = None
+    memorised_logits: dict[str, np.ndarray] | None = None
 
 
 @dataclass
@@ -410,11 +414,23 @@ def fit(
             order = train_batches(train.lengths, settings.batch_size, seed, epoch, settings.length_buckets)
         return [("main", idx) for idx in order]
 
+    history: list[dict[str, np.ndarray]] = []
+
     def evaluate() -> list[dict]:
+        history.append({})
         return score_rows(
-            model, train, n_classes, settings.eval_batch_size, device, settings.precision, train_groups, eval_sets
+            model, train, n_classes, settings.eval_batch_size, device, settings.precision, train_groups, eval_sets,
+            logits_out=history[-1],
         )
 
     task = classifier_task(model, train, trainable, settings.learning_rate, device)
     run_key = {"seed": seed, "n": len(train), "ids": train.example_ids[:50].tolist()}
-    return train_loop(Classifier(model), {"main": task}, batches_for, settings, device, evaluate, run_key, work_dir, stop=stop)
+    result = train_loop(Classifier(model), {"main": task}, batches_for, settings, device, evaluate, run_key, work_dir, stop=stop)
+    if history:
+        # history holds the epochs this process evaluated: the last len(history) of them.
+        last_epoch = result.epochs_trained or settings.epochs  # a stop rule may end training early
+        first_epoch = last_epoch - len(history) + 1
+        result.final_logits = history[-1]
+        if result.memorised_epoch >= first_epoch:
+            result.memorised_logits = history[result.memorised_epoch - first_epoch]
+    return result
