@@ -156,3 +156,26 @@ def test_predictions_table_uses_known_logits_and_computes_the_rest():
     assert (train["pred"] == 1).all()
     assert np.allclose(train["p_label"], np.where(data.labels == 1, 1, 0) + np.where(data.labels == 1, -1, 1) / (1 + np.exp(5.0)))
     assert len(table[table.split == "validation"]) == len(val)
+
+
+def test_final_logits_after_an_early_stop_are_those_of_the_final_weights():
+    """Under `stopping: memorised` training ends before `epochs`: the reused logits must still be
+    the last trained epoch's (and the memorised checkpoint's), not an earlier epoch's."""
+    from memloc.training.evaluation import predict_logits
+    from memloc.training.stopping import stop_rule
+
+    data, val = toy_tokenset(), toy_tokenset(n=40, seed=9)
+    torch.manual_seed(0)
+    model = tiny_model()
+    opts = settings(epochs=6, learning_rate=3e-3, batch_size=8, eval_batch_size=16, memorised_f1=0.3,
+                    stopping="memorised", memorised_accuracy=0.01, extra_epochs=2)
+    noisy = np.zeros(len(data), dtype=bool)
+    noisy[:5] = True
+    res = fit(model, trainable_parameters(model, "noisy", True), data, opts, 1, CPU, 2, eval_sets={"validation": val},
+              train_groups={"train_noisy": noisy, "train_clean": ~noisy}, stop=stop_rule("noisy", opts, None))
+    assert res.epochs_trained == 3 < opts.epochs  # threshold at epoch 1, two extra epochs
+    for split, ts in (("train", data), ("validation", val)):
+        assert np.array_equal(res.final_logits[split], predict_logits(model, ts, opts.eval_batch_size, CPU))
+    assert res.memorised_reached and res.memorised_epoch < res.epochs_trained
+    model.load_state_dict(res.memorised_state)
+    assert np.array_equal(res.memorised_logits["train"], predict_logits(model, data, opts.eval_batch_size, CPU))
