@@ -200,3 +200,18 @@ def test_section5_figures_draw_several_datasets(monkeypatch, tmp_path):
         assert drawn == points, (text, drawn)
     depth_titles = " ".join(a.get_title() for a in figs[1].axes)
     assert depth_titles.count("rho = ") == 6
+
+
+def test_runs_that_did_not_memorise_are_named_on_the_mcog_and_weights_figures(single, monkeypatch, tmp_path):
+    """A noisy model below the memorisation threshold is not mixed in silently: the M-CoG and
+    layer-weight figures name it; with every run memorised they say nothing about it."""
+    import pandas as pd
+
+    runs = pd.DataFrame(dict(dataset=["d0", "d1"], model="m", seed=[1, 2], noisy_accuracy=[1.0, 0.62], threshold=0.99,
+                             memorised=[True, False]))
+    for plot in (lambda r: F.plot_mcog(single["mcog"], tmp_path / "m", memorised_runs=r),
+                 lambda r: F.plot_layer_weights(single["layer_weights"], tmp_path / "w", memorised_runs=r)):
+        text = drawn_text(monkeypatch, lambda: plot(runs))
+        assert "not memorised" in text and "d1/m seed 2 (0.62 < 0.99)" in text and "d0/m" not in text
+        assert "not memorised" not in drawn_text(monkeypatch, lambda: plot(runs.assign(memorised=True)))
+        assert "not memorised" not in drawn_text(monkeypatch, lambda: plot(None))

@@ -30,6 +30,7 @@ rule figure_layer_weights:
     """Per-layer weight curves per technique, grouped by task family."""
     input:
         table=summary_table("layer_weights"),
+        memorised_runs=memorised_runs_input,
         code=figure_code("weights"),
     output:
         pdf=_WEIGHTS_OUT["pdf"],
@@ -124,6 +125,7 @@ rule figure_mcog:
     """M-CoG per data set and technique with intervals."""
     input:
         table=summary_table("mcog"),
+        memorised_runs=memorised_runs_input,
         code=figure_code("mcog"),
     output:
         pdf=_MCOG_OUT["pdf"],

@@ -81,6 +81,11 @@ _CONTROL_OUT = figure_outputs("control_accuracy", "figure_control", "Control")
 _GENERALISATION_OUT = figure_outputs("mcog_generalisation", "figure_generalisation", "M-CoG")
 
 
+def memorised_runs_input(wildcards):
+    """`summary/memorised_runs.parquet` where the run has noisy models (figures name the runs that did not memorise)."""
+    return [summary_table("memorised_runs")] if "noisy" in VARIANTS else []
+
+
 def figure_depth_optional(wildcards):
     """Named optional inputs of `figure_depth`: the tables of `stats_statistics` it draws from."""
     keep = ("counterfactual", "validation", "centroid_events", "probing_events")

@@ -9,10 +9,11 @@ from memloc.figures import style
 from memloc.stats.mcog import ALL_SEEDS
 
 
-def plot_mcog(mcog: pd.DataFrame, stem, datasets=None, variant: str = "noisy"):
+def plot_mcog(mcog: pd.DataFrame, stem, datasets=None, variant: str = "noisy", memorised_runs: pd.DataFrame | None = None):
     """One panel per model: techniques on the x axis, one dodged point per data set (its colour
     and marker) at the seed-aggregated M-CoG with its interval (where one exists); single-seed
-    M-CoGs as small open markers. ``mcog`` is ``summary/mcog.parquet``."""
+    M-CoGs as small open markers. ``mcog`` is ``summary/mcog.parquet``; runs that
+    ``memorised_runs`` flags are named on the figure's face."""
     from matplotlib.lines import Line2D
 
     style.apply()
@@ -54,4 +55,5 @@ def plot_mcog(mcog: pd.DataFrame, stem, datasets=None, variant: str = "noisy"):
     handles = [Line2D([], [], color=dstyle[d]["color"], marker=dstyle[d]["marker"], ls="none", label=d) for d in present]
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=8)
     fig.tight_layout()
+    style.flag_unmemorised(fig, memorised_runs)
     return style.save(fig, stem)

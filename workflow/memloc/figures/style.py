@@ -115,6 +115,27 @@ def too_few(needed: int, unit: str, have: int | str, more: str) -> str:
     return f"needs at least {needed} {unit}; this run has {have}: {more}"
 
 
+def unmemorised_note(memorised_runs) -> str | None:
+    """The runs whose noisy model did not memorise its noise (``summary/memorised_runs.parquet``),
+    as one line for a figure's face; None when every run memorised or there is no table."""
+    if memorised_runs is None or memorised_runs.empty:
+        return None
+    bad = memorised_runs[~memorised_runs["memorised"].astype(bool)]
+    if bad.empty:
+        return None
+    runs = ", ".join(
+        f"{r.dataset}/{r.model} seed {int(r.seed)} ({r.noisy_accuracy:.2f} < {r.threshold:.2f})" for r in bad.itertuples()
+    )
+    return f"not memorised (noisy-label accuracy of the noisy examples below the threshold), shown but suspect: {runs}"
+
+
+def flag_unmemorised(fig, memorised_runs) -> None:
+    """Say on the figure's face which runs' noisy models did not memorise their noise."""
+    note = unmemorised_note(memorised_runs)
+    if note:
+        fig.text(0.01, -0.01, textwrap.fill(note, 110), ha="left", va="top", fontsize=7, color="firebrick")
+
+
 def message_panel(ax, message: str, title: str | None = None, width: int = 42) -> None:
     """Turn ``ax`` into a panel that says ``message`` (why there is nothing to draw)."""
     ax.axis("off")

@@ -15,10 +15,12 @@ def plot_layer_weights(
     families: dict | None = None,
     datasets=None,
     variant: str = "noisy",
+    memorised_runs: pd.DataFrame | None = None,
 ):
     """Panels: techniques (columns) x task families (rows). Lines: one per (data set, model),
     colour and marker per data set, line style per model; weights normalised to sum 1 per run,
-    mean over seeds with a +-1 sd band when there are several seeds."""
+    mean over seeds with a +-1 sd band when there are several seeds. Runs that ``memorised_runs``
+    flags are named on the figure's face."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
@@ -59,4 +61,5 @@ def plot_layer_weights(
         handles += [Line2D([], [], color="black", ls=mstyle[m], label=m) for m in models]
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=8)
     fig.tight_layout()
+    style.flag_unmemorised(fig, memorised_runs)
     return style.save(fig, stem)
