@@ -209,9 +209,13 @@ def test_runs_that_did_not_memorise_are_named_on_the_mcog_and_weights_figures(si
 
     runs = pd.DataFrame(dict(dataset=["d0", "d1"], model="m", seed=[1, 2], noisy_accuracy=[1.0, 0.62], threshold=0.99,
                              memorised=[True, False]))
+
+    def text_of(plot, table) -> str:
+        return drawn_text(monkeypatch, lambda: plot(table))
+
     for plot in (lambda r: F.plot_mcog(single["mcog"], tmp_path / "m", memorised_runs=r),
                  lambda r: F.plot_layer_weights(single["layer_weights"], tmp_path / "w", memorised_runs=r)):
-        text = drawn_text(monkeypatch, lambda: plot(runs))
+        text = text_of(plot, runs)
         assert "not memorised" in text and "d1/m seed 2 (0.62 < 0.99)" in text and "d0/m" not in text
-        assert "not memorised" not in drawn_text(monkeypatch, lambda: plot(runs.assign(memorised=True)))
-        assert "not memorised" not in drawn_text(monkeypatch, lambda: plot(None))
+        assert "not memorised" not in text_of(plot, runs.assign(memorised=True))
+        assert "not memorised" not in text_of(plot, None)
