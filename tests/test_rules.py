@@ -76,7 +76,7 @@ def test_report_holds_only_files_it_can_render(rules):
     summary_copies = {Path(f).name for f in marked if f.startswith("results/summary/")}
     tables = {"layer_weights", "heatmaps", "probing", "centroids", "centroid_events", "counterfactual", "mcog", "statistics",
               "control_accuracy", "control_accuracy_summary", "label_probes", "probing_events", "validation",
-              "swapping_clean"}
+              "swapping_clean", "memorised_runs"}
     assert summary_copies == {f"{t}.csv" for t in tables}
 
 

@@ -63,8 +63,12 @@ def make_inputs(root: Path, L: int = 3) -> None:
         raw.to_parquet(f"{stem}.parquet")
         if t != "centroids":
             w.to_parquet(f"{stem}.weights.parquet")
+    # The noisy model's trace: its noisy examples reach 0.5 accuracy only, below the 0.99 threshold.
+    from test_memorised_runs import write_trace
+
+    write_trace(res, "toy", 1, [0.3, 0.4, 0.5])
     model = res / "models" / "toy" / "tiny" / "noisy" / "seed1"
-    model.mkdir(parents=True)
+    model.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(dict(example_id=range(6), split=["train", "validation", "validation", "validation", "validation", "test"],
                       checkpoint="final", label=[0, 0, 0, 1, 1, 1], pred=[0, 0, 1, 1, 1, 0], p_label=0.6,
                       correct=[True, True, False, True, True, False], is_noisy=False)).to_parquet(model / "predictions.parquet")
@@ -102,7 +106,7 @@ def test_rules_dry_run_and_tables(harness):
     for rule in ("stats_layer_weights", "stats_mcog", "stats_statistics", "stats_heatmaps", "figure_heatmap", "figure_agreement",
                  "figure_mcog", "figure_generalisation", "figure_centroids", "figure_centroid_events", "figure_probing",
                  "stats_validation", "stats_swapping_clean", "figure_single_layer", "figure_clean_accuracy", "figure_mcog_mean",
-                 "figure_depth", "figure_events"):
+                 "figure_depth", "figure_events", "stats_memorised_runs"):
         assert rule in dry.stdout, rule
     assert "figure_control" not in dry.stdout  # no control models configured
 
@@ -119,11 +123,13 @@ def test_rules_dry_run_and_tables(harness):
     assert new <= set(st["analysis"])
     val = pd.read_parquet(summary / "validation.parquet").iloc[0]
     assert val["n"] == 4 and val["accuracy"] == 0.75 and val["chance"] == 0.5 and val["accuracy_norm"] == 0.5
+    flagged = pd.read_parquet(summary / "memorised_runs.parquet").iloc[0]
+    assert (flagged["dataset"], flagged["noisy_accuracy"], bool(flagged["memorised"])) == ("toy", 0.5, False)
     clean = pd.read_parquet(summary / "swapping_clean.parquet")
     assert len(clean) == 6 and clean["acc_clean"].between(0, 1).all()  # L = 3: 6 windows
     assert (harness / "results" / "logs" / "stats_statistics.log").exists()
     # The report's copy of every summary table is a CSV with the same rows and columns.
     for table in ("layer_weights", "heatmaps", "probing", "centroids", "centroid_events", "counterfactual", "mcog", "statistics",
-                  "validation", "swapping_clean"):
+                  "validation", "swapping_clean", "memorised_runs"):
         parquet, csv = pd.read_parquet(summary / f"{table}.parquet"), pd.read_csv(summary / f"{table}.csv")
         assert list(csv.columns) == list(parquet.columns) and len(csv) == len(parquet), table
