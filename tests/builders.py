@@ -209,3 +209,16 @@ def record_final_norm(monkeypatch, module) -> list[bool]:
 
     monkeypatch.setattr(module, "pooled_states", recording)
     return seen
+
+
+def drawn_text(monkeypatch, plot) -> str:
+    """Every text on the figure ``plot`` draws (captured instead of written)."""
+    from matplotlib.text import Text
+
+    from memloc.figures import style
+
+    figs = []
+    monkeypatch.setattr(style, "save", lambda fig, stem: figs.append(fig))
+    plot()
+    (fig,) = figs
+    return " ".join(" ".join(t.get_text().split()) for t in fig.findobj(Text))

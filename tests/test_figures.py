@@ -12,6 +12,8 @@ from memloc.stats.depth import depth_frame
 from memloc.stats.mcog import mcog_table
 from memloc.stats.statistics import statistics_table
 
+from builders import drawn_text
+
 
 @pytest.fixture(scope="module", autouse=True)
 def low_dpi():
@@ -98,17 +100,6 @@ def test_dataset_style_is_stable():
     assert a["b"] == b["b"]
     assert len({s["color"] for s in b.values()}) == 3 and len({s["marker"] for s in b.values()}) == 3
     assert list(style.dataset_styles(["z", "y"])) == ["y", "z"]
-
-
-def drawn_text(monkeypatch, plot) -> str:
-    """Every text on the figure ``plot`` draws (captured instead of written)."""
-    from matplotlib.text import Text
-
-    figs = []
-    monkeypatch.setattr(style, "save", lambda fig, stem: figs.append(fig))
-    plot()
-    (fig,) = figs
-    return " ".join(" ".join(t.get_text().split()) for t in fig.findobj(Text))
 
 
 def test_one_pair_figures_say_what_they_need(single, monkeypatch, tmp_path):

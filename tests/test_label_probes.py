@@ -9,7 +9,6 @@ import torch
 from test_probing import VOCAB, probing_settings
 
 from memloc import figures as F
-from memloc.figures import style
 from memloc.io import read_metadata, write_parquet
 from memloc.localise import label_probes as lp
 from memloc.localise.probes import macro_f1_rows
@@ -17,7 +16,7 @@ from memloc.localise.probing_events import chance_macro_f1, event_layer, initiat
 from memloc.models.random import build_random_classifier
 from memloc.stats.collect import collect_label_probes, collect_probing_events, parse_run_path
 
-from builders import record_final_norm
+from builders import drawn_text, record_final_norm
 
 # --------------------------------------------------------------------------- events from curves
 
@@ -161,16 +160,6 @@ def summary(datasets=("a",), models=("m",), seeds=(1,), event=3.0):
                 events.append(dict(dataset=d, model=m, variant="noisy", seed=s, num_layers=3, event_layer=event,
                                    initiation_layer=2.0, chance_f1=0.5, peak_f1=1.0))
     return pd.concat(labels, ignore_index=True), pd.DataFrame(events)
-
-
-def drawn_text(monkeypatch, plot) -> str:
-    from matplotlib.text import Text
-
-    figs = []
-    monkeypatch.setattr(style, "save", lambda fig, stem: figs.append(fig))
-    plot()
-    (fig,) = figs
-    return " ".join(" ".join(t.get_text().split()) for t in fig.findobj(Text))
 
 
 def test_figures_render_and_say_what_they_need(tmp_path, monkeypatch):

@@ -94,7 +94,8 @@ FAMILIES: dict[str, FamilySpec] = {
 SUPPORTED_FAMILIES: tuple[str, ...] = tuple(FAMILIES)
 
 
-def _unique(params: Iterable[nn.Parameter]) -> list[nn.Parameter]:
+def unique_parameters(params: Iterable[nn.Parameter]) -> list[nn.Parameter]:
+    """``params`` in order, each parameter once (shared modules yield theirs more than once)."""
     seen: set[int] = set()
     out = []
     for p in params:
@@ -135,21 +136,21 @@ class BlockAccess:
 
     def embedding_parameters(self) -> list[nn.Parameter]:
         """Parameters of the input embeddings (word/position/type embeddings, their norm)."""
-        return _unique(p for m in self.embeddings for p in m.parameters())
+        return unique_parameters(p for m in self.embeddings for p in m.parameters())
 
     def block_parameters(self, i: int) -> list[nn.Parameter]:
         """Parameters of block ``i`` (1-based)."""
-        return _unique(self.block(i).parameters())
+        return unique_parameters(self.block(i).parameters())
 
     def head_parameters(self) -> list[nn.Parameter]:
         """Every parameter that is neither embedding nor block: the head (always trained)."""
         taken = {id(p) for p in self.embedding_parameters()}
         taken.update(id(p) for p in self.blocks.parameters())
-        return _unique(p for p in self.model.parameters() if id(p) not in taken)
+        return unique_parameters(p for p in self.model.parameters() if id(p) not in taken)
 
     def pooler_parameters(self) -> list[nn.Parameter]:
         """Parameters of the head's pooler (BERT's; none for families without one)."""
-        return _unique(self.pooler.parameters()) if self.pooler is not None else []
+        return unique_parameters(self.pooler.parameters()) if self.pooler is not None else []
 
     def apply_final_norm(self, hidden: torch.Tensor) -> torch.Tensor:
         """``hidden`` (the last block's output, any leading shape) through the final-norm modules.

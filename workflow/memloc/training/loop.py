@@ -28,6 +28,7 @@ import torch
 from memloc.device import autocast
 from memloc.errors import ConfigError
 from memloc.io import stable_hash
+from memloc.models.blocks import unique_parameters
 from memloc.settings import BlockSettings
 from memloc.tokens import TokenSet
 from memloc.training.batching import train_batches
@@ -240,13 +241,7 @@ def gradient_parameters(
         return list(params)
     if clip_scope != "all":
         raise ConfigError(f"clip_scope {clip_scope!r} is not one of trainable, all (see the config schema's training block)")
-    seen: set[int] = set()
-    out = []
-    for p in all_params:
-        if id(p) not in seen:
-            seen.add(id(p))
-            out.append(p)
-    return out
+    return unique_parameters(all_params)
 
 
 def train_loop(
