@@ -12,6 +12,7 @@ minus its seconds) to the latest job end; for a run made here it is the measured
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -67,6 +68,45 @@ def per_rule(jobs: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("seconds", ascending=False).reset_index()
 
 
+STARTUP = re.compile(r"start-up ([0-9.]+) s")
+
+
+def read_startups(results: Path) -> pd.DataFrame:
+    """One row per job log that records its start-up (``memloc.job.start``): rule and seconds."""
+    root = Path(results) / "logs"
+    rows = []
+    for f in sorted(root.rglob("*.log")):
+        match = STARTUP.search(f.read_text(errors="replace"))
+        if match:
+            rows.append({"rule": rule_of(f.relative_to(root)), "startup_s": float(match.group(1))})
+    return pd.DataFrame(rows, columns=["rule", "startup_s"])
+
+
+def startup_row(results: Path, jobs: pd.DataFrame) -> dict | None:
+    """The share of all jobs' time spent starting up (interpreter, preamble, imports), or None
+    when the logs predate the start-up line."""
+    starts = read_startups(results)
+    if starts.empty:
+        return None
+    total = float(jobs["seconds"].sum())
+    training = starts.loc[starts["rule"].isin(TRAINING_RULES), "startup_s"].mean()
+    return {
+        "section": "end_to_end",
+        "benchmark": "job start-up",
+        "value": float(starts["startup_s"].sum()),
+        "unit": "s",
+        "reference": total,
+        "ratio": float(starts["startup_s"].sum()) / total,
+        "target": "",
+        "detail": f"share of the summed job time; {len(starts)} job logs, {starts['startup_s'].mean():.2f} s each "
+        f"(median {starts['startup_s'].median():.2f} s, training jobs {training:.2f} s)",
+    }
+
+
+#: Rules that train models (their start-up includes torch).
+TRAINING_RULES = ("counterfactual_subset", "train_finetune", "control_finetune")
+
+
 def span_seconds(jobs: pd.DataFrame) -> float:
     """From the earliest job start to the latest job end."""
     return float(jobs["end"].max() - (jobs["end"] - jobs["seconds"]).min())
@@ -89,8 +129,8 @@ def run_default(workdir: Path, cores: int, configfile: Path | None = None) -> fl
     return time.perf_counter() - t0
 
 
-def end_to_end_rows(results: Path, wall: float | None = None, target_s: float = 20 * 60) -> tuple[list[dict], pd.DataFrame]:
-    """Rows for the benchmark table (wall time against the 20-minute target, one per rule) and the
+def end_to_end_rows(results: Path, wall: float | None = None, target_s: float = 10 * 60) -> tuple[list[dict], pd.DataFrame]:
+    """Rows for the benchmark table (wall time against the 10-minute target, one per rule) and the
     per-rule table itself."""
     jobs = read_benchmarks(results)
     rules = per_rule(jobs)
@@ -104,7 +144,7 @@ def end_to_end_rows(results: Path, wall: float | None = None, target_s: float = 
             "unit": "s",
             "reference": target_s,
             "ratio": measured / target_s,
-            "target": "<= 1 (20 min)",
+            "target": "<= 1 (10 min)",
             "detail": f"{how}; {len(jobs)} jobs, {jobs['seconds'].sum():.0f} s summed job time, "
             f"peak RSS {jobs['max_rss_mb'].max():.0f} MB",
         }
@@ -122,4 +162,7 @@ def end_to_end_rows(results: Path, wall: float | None = None, target_s: float = 
                 "detail": f"{r.jobs} job(s), {r.mean_seconds:.1f} s each, peak RSS {r.max_rss_mb:.0f} MB",
             }
         )
+    startup = startup_row(results, jobs)
+    if startup is not None:
+        rows.append(startup)
     return rows, rules

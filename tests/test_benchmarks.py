@@ -55,7 +55,22 @@ def test_per_rule_breakdown_and_span(tmp_path):
     assert rules.index[0] == "train_finetune"  # the most expensive rule first
     assert end_to_end.span_seconds(jobs) == pytest.approx(201)  # first start 1_000_000, last end 1_000_201
     rows, _ = end_to_end.end_to_end_rows(tmp_path)
-    assert rows[0]["value"] == pytest.approx(201) and rows[0]["ratio"] == pytest.approx(201 / 1200)
+    assert rows[0]["value"] == pytest.approx(201) and rows[0]["ratio"] == pytest.approx(201 / 600)
+
+
+def test_start_up_share_comes_from_the_job_logs(tmp_path):
+    from memloc.job import STARTUP_MESSAGE
+
+    bench_file(tmp_path, "train_finetune/d/m/noisy/seed1.tsv", 100, 1200, end=1_000_100)
+    bench_file(tmp_path, "stats_mcog.tsv", 10, 150, end=1_000_201)
+    for rel, seconds in (("train_finetune/d/m/noisy/seed1.log", 4.0), ("stats_mcog.log", 2.0)):
+        log = tmp_path / "logs" / rel
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("12:00:00 INFO memloc.job: " + STARTUP_MESSAGE % seconds + "\n12:00:05 INFO memloc.train: work\n")
+    rows, _ = end_to_end.end_to_end_rows(tmp_path)
+    startup = next(r for r in rows if r["benchmark"] == "job start-up")
+    assert startup["value"] == pytest.approx(6.0) and startup["ratio"] == pytest.approx(6.0 / 110)
+    assert "training jobs 4.00 s" in startup["detail"]
 
 
 def test_window_benchmarks_write_their_table(tmp_path):

@@ -159,3 +159,6 @@ def test_adapters_get_the_package_keywords_of_a_jobs_files(tmp_path):
     smk.output = _namedlist(final="m/final", memorised="m/memorised", trace="m/trace.parquet")
     job = start(smk)
     assert job.files == dict(examples_path="d.parquet", tokens_path="t.parquet", pretrained_dir="p") and job.model_dir == "m"
+    # Every job records its start-up time in its log (the benchmarks' start-up share reads it).
+    first = (tmp_path / "x.log").read_text().splitlines()[0]
+    assert re.search(r"start-up \d+\.\d\d s", first), first

@@ -82,6 +82,36 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path):
     assert_resume_equals_uninterrupted(run, tmp_path / "work", ["epoch", "split", "loss", "accuracy", "macro_f1"])
 
 
+def test_untraced_fit_trains_the_traced_weights_bit_for_bit():
+    """Subset models skip the per-epoch evaluation; their weights must not change by it."""
+    data = toy_tokenset()
+
+    def run(trace):
+        torch.manual_seed(0)
+        model = tiny_model()
+        res = fit(model, trainable_parameters(model, "noisy", True), data, settings(epochs=3, batch_size=8), 1, CPU, 2, trace=trace)
+        return state(model), res
+
+    (traced, with_trace), (untraced, without) = run(True), run(False)
+    assert all(torch.equal(traced[k], untraced[k]) for k in traced)
+    assert len(with_trace.trace) and without.trace.empty and without.epochs_trained == 3
+
+
+def test_untraced_fit_resumes_after_kill(tmp_path):
+    data = toy_tokenset()
+    opts = settings(epochs=4, learning_rate=3e-3, batch_size=8)
+
+    def run(work_dir, kill_at):
+        torch.manual_seed(5)
+        model = tiny_model(seed=3)
+        order = killed_at(lambda seed, epoch: train_batches(data.lengths, opts.batch_size, seed, epoch, True), kill_at)
+        res = fit(model, trainable_parameters(model, "noisy", True), data, opts, 7, CPU, 2, work_dir=work_dir, batch_fn=order,
+                  trace=False)
+        return Classifier(model).snapshot(), res
+
+    assert_resume_equals_uninterrupted(run, tmp_path / "work", [])
+
+
 def test_same_seed_same_weights_different_seed_differs():
     data = toy_tokenset()
 

@@ -13,6 +13,8 @@ functions take (:data:`FILE_KEYWORDS`), the one naming convention between the tw
 
 from __future__ import annotations
 
+import logging
+import time
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -105,12 +107,25 @@ class Job:
                 (table if table is not None else pd.read_parquet(self.output[name])).to_csv(self.output[csv], index=False)
 
 
+#: The log line :func:`start` writes; ``benchmarks/end_to_end.py`` sums it over a run's job logs.
+STARTUP_MESSAGE = "start-up %.2f s (interpreter, Snakemake's script preamble, imports)"
+
+
+def startup_seconds() -> float:
+    """Seconds since this process was created: what a job spent before its own work began."""
+    import psutil
+
+    return time.time() - psutil.Process().create_time()
+
+
 def start(smk: Any, torch_threads: bool = False) -> Job:
     """Route memloc's log to the job's log file; with ``torch_threads`` match torch's threads to the
-    rule's ``threads:`` (jobs that run models), so parallel jobs do not oversubscribe the cores."""
+    rule's ``threads:`` (jobs that run models), so parallel jobs do not oversubscribe the cores.
+    Logs the job's start-up time (:data:`STARTUP_MESSAGE`), the fixed cost every job pays."""
     setup(smk.log[0])
     if torch_threads:
         from memloc.device import set_threads
 
         set_threads(smk.threads)
+    logging.getLogger("memloc.job").info(STARTUP_MESSAGE, startup_seconds())
     return Job(smk)

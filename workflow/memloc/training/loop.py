@@ -271,6 +271,8 @@ def train_loop(
     settings); the caller removes it once its outputs are written. ``stop`` (fine-tuning only) may end
     training before ``settings.epochs``; the schedules keep their length ``settings.epochs``.
     """
+    if stop is not None and evaluate is None:
+        raise ValueError("a stop rule reads the per-epoch evaluation: pass evaluate with stop")
     all_params = list(trainee.parameters())
     for p in all_params:
         p.requires_grad_(False)
@@ -330,27 +332,28 @@ def train_loop(
         epochs_trained = epoch
         train_seconds = time.perf_counter() - t0
         if evaluate is None:
-            continue
-
-        epoch_rows = [{"epoch": epoch, **r, "seconds": train_seconds} for r in evaluate()]
-        rows.extend(epoch_rows)
-        train_f1 = epoch_rows[0]["macro_f1"]
-        log.info(
-            "epoch %d/%d done in %.1fs: "
-            + "  ".join(f"{r['split']} loss {r['loss']:.4f} acc {r['accuracy']:.4f} f1 {r['macro_f1']:.4f}" for r in epoch_rows),
-            epoch, settings.epochs, train_seconds,
-        )
-        if not memorised_epoch and train_f1 >= settings.memorised_f1:
-            memorised_epoch = epoch
-            memorised_state = trainee.snapshot()
-            log.info("train macro-F1 %.4f >= %.3f: epoch %d is the memorised checkpoint", train_f1, settings.memorised_f1, epoch)
-            resume.save_memorised(memorised_state)
-        if stop is not None and not threshold_epoch and stop.reached(epoch_rows):
-            threshold_epoch = epoch
-            log.info("train_noisy accuracy >= %.3f first at epoch %d", stop.threshold, epoch)
-        if stop is not None and stop.stops_after(epoch, threshold_epoch):
-            log.info("stopping after epoch %d of at most %d (training.stopping: %s)", epoch, settings.epochs, stop.stopping)
-            break
+            log.info("epoch %d/%d done in %.1fs (no per-epoch evaluation)", epoch, settings.epochs, train_seconds)
+        else:
+            epoch_rows = [{"epoch": epoch, **r, "seconds": train_seconds} for r in evaluate()]
+            rows.extend(epoch_rows)
+            train_f1 = epoch_rows[0]["macro_f1"]
+            scores = "  ".join(
+                f"{r['split']} loss {r['loss']:.4f} acc {r['accuracy']:.4f} f1 {r['macro_f1']:.4f}" for r in epoch_rows
+            )
+            log.info("epoch %d/%d done in %.1fs: %s", epoch, settings.epochs, train_seconds, scores)
+            if not memorised_epoch and train_f1 >= settings.memorised_f1:
+                memorised_epoch = epoch
+                memorised_state = trainee.snapshot()
+                log.info(
+                    "train macro-F1 %.4f >= %.3f: epoch %d is the memorised checkpoint", train_f1, settings.memorised_f1, epoch
+                )
+                resume.save_memorised(memorised_state)
+            if stop is not None and not threshold_epoch and stop.reached(epoch_rows):
+                threshold_epoch = epoch
+                log.info("train_noisy accuracy >= %.3f first at epoch %d", stop.threshold, epoch)
+            if stop is not None and stop.stops_after(epoch, threshold_epoch):
+                log.info("stopping after epoch %d of at most %d (training.stopping: %s)", epoch, settings.epochs, stop.stopping)
+                break
         if epoch < settings.epochs:
             resume.save(
                 {
@@ -393,12 +396,16 @@ def fit(
     work_dir: str | Path | None = None,
     batch_fn: Callable[[int, int], list[np.ndarray]] | None = None,
     stop: StopRule | None = None,
+    trace: bool = True,
 ) -> FitResult:
     """Train the ``trainable`` parameters of one classifier on ``train`` (fine-tuning, subset models).
 
     ``train_groups`` maps a trace split name (e.g. ``train_noisy``) to a boolean mask over
     ``train``; those rows come from the per-epoch train evaluation at no extra cost.
     ``batch_fn(seed, epoch)`` overrides the batch order (tests); ``stop`` may end training early.
+    ``trace=False`` skips the per-epoch evaluation (no trace, no memorised checkpoint) for callers
+    that use only the final weights: evaluation runs in eval mode and draws no random numbers, so
+    the trained weights are bitwise those of a traced run.
     """
     model.to(device)
 
@@ -420,7 +427,10 @@ def fit(
 
     task = classifier_task(model, train, trainable, settings.learning_rate, device)
     run_key = {"seed": seed, "n": len(train), "ids": train.example_ids[:50].tolist()}
-    result = train_loop(Classifier(model), {"main": task}, batches_for, settings, device, evaluate, run_key, work_dir, stop=stop)
+    result = train_loop(
+        Classifier(model), {"main": task}, batches_for, settings, device, evaluate if trace else None, run_key, work_dir,
+        stop=stop,
+    )
     if history:
         # history holds the epochs this process evaluated: the last len(history) of them.
         last_epoch = result.epochs_trained or settings.epochs  # a stop rule may end training early
