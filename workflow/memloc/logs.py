@@ -11,6 +11,8 @@ def setup(log_path: str | None = None, level: int = logging.INFO) -> logging.Log
     """Configure the ``memloc`` logger once per job; warnings are captured into the same log."""
     root = logging.getLogger("memloc")
     root.setLevel(level)
+    for handler in root.handlers:
+        handler.close()
     root.handlers.clear()
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
