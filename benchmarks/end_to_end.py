@@ -107,6 +107,25 @@ def startup_row(results: Path, jobs: pd.DataFrame) -> dict | None:
 TRAINING_RULES = ("counterfactual_subset", "train_finetune", "control_finetune")
 
 
+def floor_row(rules: pd.DataFrame, mfu: float, target_s: float = 10 * 60) -> dict:
+    """How fast the training rules could be on this machine: their summed seconds times the fp32
+    model-FLOP utilisation measured in the throughput section, i.e. their time if every second ran at
+    the matmul peak. When this alone exceeds the target, no waste removal reaches it in fp32."""
+    training = rules[rules["rule"].isin(TRAINING_RULES + ("localise_retraining",))]
+    seconds = float(training["seconds"].sum())
+    return {
+        "section": "end_to_end",
+        "benchmark": "training rules at the fp32 matmul peak",
+        "value": seconds * mfu,
+        "unit": "s",
+        "reference": target_s,
+        "ratio": seconds * mfu / target_s,
+        "target": "",
+        "detail": f"{seconds:.0f} s in {', '.join(training['rule'])} x fp32 MFU {mfu:.2f}: a lower bound on their "
+        "wall time with fp32 arithmetic on these cores",
+    }
+
+
 def span_seconds(jobs: pd.DataFrame) -> float:
     """From the earliest job start to the latest job end."""
     return float(jobs["end"].max() - (jobs["end"] - jobs["seconds"]).min())

@@ -153,6 +153,9 @@ def main(argv=None) -> int:
         if (results / "benchmarks").is_dir():
             e2e, extra["per_rule"] = end_to_end.end_to_end_rows(results, wall)
             rows += e2e
+            fp32 = [r for r in rows if r["benchmark"] == "training fp32"]
+            if fp32:
+                rows.append(end_to_end.floor_row(extra["per_rule"], fp32[0]["ratio"]))
         else:
             print(f"   skipped: {results}/benchmarks does not exist (run snakemake first, or pass --run-default)")
     base_n = sorted(args.sizes)[len(args.sizes) // 2]

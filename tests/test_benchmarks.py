@@ -73,6 +73,15 @@ def test_start_up_share_comes_from_the_job_logs(tmp_path):
     assert "training jobs 4.00 s" in startup["detail"]
 
 
+def test_floor_scales_the_training_rules_by_the_measured_utilisation(tmp_path):
+    bench_file(tmp_path, "train_finetune/d/m/noisy/seed1.tsv", 100, 1200, end=1_000_100)
+    bench_file(tmp_path, "counterfactual_subset/d/m/k1.tsv", 50, 1200, end=1_000_150)
+    bench_file(tmp_path, "stats_mcog.tsv", 10, 150, end=1_000_201)
+    rules = end_to_end.per_rule(end_to_end.read_benchmarks(tmp_path))
+    row = end_to_end.floor_row(rules, mfu=0.8, target_s=100)
+    assert row["value"] == pytest.approx(120) and row["ratio"] == pytest.approx(1.2)  # stats jobs do not count
+
+
 def test_window_benchmarks_write_their_table(tmp_path):
     out = tmp_path / "windows.parquet"
     bench_windows.main(["--layers", "2", "--hidden", "16", "--heads", "2", "--batch", "4", "--max-len", "8",
