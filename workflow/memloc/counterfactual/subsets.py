@@ -188,7 +188,7 @@ def run_subset(
         train_groups={"train_noisy": noisy_in, "train_clean": ~noisy_in},
         work_dir=work_dir,
     )
-    table = subset_predictions(model, full, in_train, is_noisy, cfg, device)
+    table = subset_predictions(model, full, in_train, is_noisy, result.precision.apply(cfg), device)
     acc_in = float(table.loc[table.in_train, "correct"].mean())
     acc_out = float(table.loc[~table.in_train, "correct"].mean()) if (~table.in_train).any() else float("nan")
     log.info("subset model k=%d: accuracy on its own examples %.4f, on the held-out half %.4f", k, acc_in, acc_out)
@@ -202,6 +202,7 @@ def run_subset(
         "n_in": int(in_train.sum()),
         "n_train": len(train),
         "settings": cfg.__dict__,
+        "precision": result.precision.record(),
         "trace": result.trace.to_dict(orient="records"),
         "memloc_version": __version__,
         **(provenance or {}),
