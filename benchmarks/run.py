@@ -7,7 +7,8 @@
 Sections (each measured in this run, side by side, never against numbers from another run):
 
 1. ``throughput``: training tokens/s and model FLOP utilisation against a matmul peak measured here,
-   in fp32 and bf16 autocast; the bf16/fp32 and bucketed/shuffled speed-ups.
+   in fp32 and bf16 autocast; the bf16/fp32 speed-up with the CPU features found, the ``precision: auto``
+   probe beside it, and the bucketed/shuffled speed-up.
    ``jobs``: a fine-tuning job's predictions with reused trace logits against recomputing them,
    and two concurrent 1-thread training jobs against one 2-thread job (``benchmarks/jobs.py``).
 2. ``techniques``: each technique shortcut against its plain reference (``bench_windows``,

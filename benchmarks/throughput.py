@@ -10,6 +10,10 @@ padding never counts as useful work: per token and block, a forward pass costs
 a training step costs three forward passes (backward = input and weight gradients), plus the pooler
 and head. The timed loop is :func:`memloc.training.loop.fit` itself (its per-epoch ``seconds``,
 which exclude evaluation), so the number is the production loop's, optimiser step included.
+
+The bf16/fp32 row names the CPU features found (AMX, AVX512-BF16: :func:`memloc.precision.cpu_features`),
+and a last row sets the short probe of ``training.precision: auto`` (the matrix products only)
+beside the training speed-up it predicts, with its cost and its choice.
 """
 
 from __future__ import annotations
@@ -21,12 +25,15 @@ import numpy as np
 import torch
 
 from memloc.models.random import build_random_classifier
+from memloc.precision import cpu_features, describe_cpu, probe_shape, resolve_precision
 from memloc.tokens import TokenSet
 from memloc.training.finetune import trainable_parameters
 from memloc.training.loop import Settings, fit
 
 #: all-MiniLM-L6-v2, the embedded default: 6 blocks, width 384, 12 heads, feed-forward 1536.
 DEFAULT_SHAPE = {"num_layers": 6, "hidden_size": 384, "num_heads": 12, "vocab_size": 30522}
+#: The embedded default's batches of 16 sentences (config.yaml's training.batch_size).
+BATCH_SIZE = 16
 
 
 def matmul_peak(dtype: torch.dtype, device: torch.device, size: int = 2048, seconds: float = 2.0) -> float:
@@ -81,10 +88,9 @@ def train_throughput(
     data: TokenSet,
     precision: str,
     device: torch.device,
-    threads: int,
     length_buckets: bool = True,
     epochs: int = 2,
-    batch_size: int = 16,
+    batch_size: int = BATCH_SIZE,
 ) -> dict:
     """Tokens/s and model FLOP/s of ``fit``'s training loop; the first epoch is the warm-up."""
     model = model_factory()
@@ -92,7 +98,7 @@ def train_throughput(
     settings = Settings.with_defaults(
         epochs=epochs, learning_rate=1e-4, batch_size=batch_size, precision=precision, length_buckets=length_buckets
     )
-    result = fit(model, trainable_parameters(model, "noisy", True), data, settings, 1, device, threads)
+    result = fit(model, trainable_parameters(model, "noisy", True), data, settings, 1, device, n_classes=2)
     seconds = result.trace.drop_duplicates("epoch")["seconds"].to_numpy()
     timed = float(seconds[1:].min()) if len(seconds) > 1 else float(seconds[0])
     tokens = float(data.lengths.sum())
@@ -102,7 +108,8 @@ def train_throughput(
 
 def throughput_rows(device: torch.device, threads: int, n: int = 400, epochs: int = 2) -> list[dict]:
     """fp32 and bf16 training at the embedded default's sizes, each against its own matmul peak,
-    plus length-bucketed batches against unbucketed ones (fp32)."""
+    the ``precision: auto`` probe against the training speed-up, plus length-bucketed batches against
+    unbucketed ones (fp32). ``threads``: torch's threads, set by the caller (named in the details)."""
     data = sentence_tokens(n)
 
     def factory():
@@ -111,7 +118,7 @@ def throughput_rows(device: torch.device, threads: int, n: int = 400, epochs: in
     rows = []
     for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         peak = matmul_peak(dtype, device)
-        run = train_throughput(factory, data, precision, device, threads, epochs=epochs)
+        run = train_throughput(factory, data, precision, device, epochs=epochs)
         rows.append(
             {
                 "section": "throughput",
@@ -126,6 +133,7 @@ def throughput_rows(device: torch.device, threads: int, n: int = 400, epochs: in
             }
         )
     bf16, fp32 = rows[1]["value"], rows[0]["value"]
+    found = describe_cpu(cpu_features()) if device.type == "cpu" else torch.cuda.get_device_name(device)
     rows.append(
         {
             "section": "throughput",
@@ -134,11 +142,29 @@ def throughput_rows(device: torch.device, threads: int, n: int = 400, epochs: in
             "unit": "tokens/s",
             "reference": fp32,
             "ratio": bf16 / fp32,
-            "target": "",
-            "detail": "speed-up of training.precision: bf16 over fp32 on this device",
+            "target": ">= 2 with AMX",
+            "detail": f"speed-up of training.precision: bf16 over fp32 on {device}, {threads} thread(s); {found}",
         }
     )
-    flat = train_throughput(factory, data, "fp32", device, threads, length_buckets=False, epochs=epochs)
+    threshold = Settings.with_defaults().auto_precision_min_speedup
+    choice = resolve_precision("auto", device, lambda: probe_shape(factory(), data.lengths, BATCH_SIZE), threshold)
+    probe = choice.precision_probe
+    measured = probe.get("bf16_speedup", float("nan"))
+    rows.append(
+        {
+            "section": "throughput",
+            "benchmark": "precision auto probe vs training",
+            "value": measured,
+            "unit": "x",
+            "reference": bf16 / fp32,
+            "ratio": measured / (bf16 / fp32),
+            "target": "",
+            "detail": f"bf16/fp32 of the probe's matrix products ({probe.get('tokens')} tokens x {probe.get('matrices')}, "
+            f"{probe.get('trials')} trials, {probe.get('probe_seconds', 0.0):.2f} s) against training's; auto chose "
+            f"{choice.resolved} at the default threshold {threshold}{'; ' + probe['note'] if 'note' in probe else ''}",
+        }
+    )
+    flat = train_throughput(factory, data, "fp32", device, length_buckets=False, epochs=epochs)
     rows.append(
         {
             "section": "throughput",

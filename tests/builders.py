@@ -222,3 +222,30 @@ def drawn_text(monkeypatch, plot) -> str:
     plot()
     (fig,) = figs
     return " ".join(" ".join(t.get_text().split()) for t in fig.findobj(Text))
+
+
+def finetune_inputs(root):
+    """Examples table, token cache and pretrained directory of a tiny random BERT (7 noisy examples):
+    the inputs of a real ``run_finetune`` job."""
+    import pandas as pd
+
+    from memloc.io import write_parquet
+
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    n_train, n_eval = 40, 8
+    n = n_train + n_eval
+    label_orig = rng.integers(0, 2, n)
+    is_noisy = np.zeros(n, dtype=bool)
+    is_noisy[rng.choice(n_train, 7, replace=False)] = True
+    ids = np.arange(n)
+    write_parquet(pd.DataFrame({
+        "example_id": ids, "split": ["train"] * n_train + ["validation"] * (n_eval // 2) + ["test"] * (n_eval // 2),
+        "text_a": [f"text {i}" for i in ids], "text_b": [None] * n, "label_orig": label_orig,
+        "label": np.where(is_noisy, 1 - label_orig, label_orig), "is_noisy": is_noisy,
+    }), root / "examples.parquet")
+    seqs = [np.array([1, 2 + int(y), *rng.integers(10, 100, size=4)], dtype=np.int32) for y in label_orig]
+    write_parquet(pd.DataFrame({"example_id": ids, "input_ids": seqs, "length": [len(s) for s in seqs], "truncated": False}),
+                  root / "tokens.parquet", metadata={"pad_token_id": 0})
+    tiny_classifier("bert", 0, layers=1, vocab=100, hidden=16).save_pretrained(root / "pretrained")
+    return root

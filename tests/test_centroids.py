@@ -175,7 +175,7 @@ def test_run_centroids_writes_tables(tmp_path, monkeypatch, protocol):
         "bert", num_layers=2, hidden_size=16, num_heads=2, vocab_size=100, seed=1
     ).save_pretrained(tmp_path / "model")
     settings = {"max_pairs": None, "max_window": None, "eval_batch_size": 16, "device": "cpu", "precision": "fp32",
-                "deterministic": False, "seed": 1, **protocol}
+                "auto_precision_min_speedup": 1.2, "deterministic": False, "seed": 1, **protocol}
     final_norm = record_final_norm(monkeypatch, centroids)
     run_centroids(tmp_path / "examples.parquet", tmp_path / "tokens.parquet", tmp_path / "model", settings,
                   tmp_path / "raw.parquet", tmp_path / "events.parquet")

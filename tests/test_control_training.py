@@ -21,7 +21,7 @@ from memloc.control.multitask import (
     load_aux_head,
     run_control,
 )
-from memloc.io import write_parquet
+from memloc.io import read_metadata, write_parquet
 from memloc.models.blocks import block_access
 from memloc.models.loading import load_classifier
 from memloc.tokens import TokenSet
@@ -238,10 +238,14 @@ def write_toy_inputs(tmp_path):
 
 
 @pytest.mark.parametrize("share", [False, True], ids=["own_pooler", "shared_pooler"])
-def test_run_control_writes_finetune_outputs(tmp_path, share):
+def test_run_control_writes_finetune_outputs(tmp_path, monkeypatch, share):
+    import memloc.precision as mprec
+
+    # precision: auto, its probe planted at 2x: the job trains in bf16 and records the choice.
+    monkeypatch.setattr(mprec, "measure_bf16_speedup", lambda device, shape: (2.0, 1.0, 3))
     pretrained, paths = write_toy_inputs(tmp_path)
     out = tmp_path / "models" / "toy" / "tiny" / "control-2-3" / "seed1"
-    settings_ = settings(epochs=2, learning_rate=1e-3, batch_size=8, eval_batch_size=32, device="cpu")
+    settings_ = settings(epochs=2, learning_rate=1e-3, batch_size=8, eval_batch_size=32, device="cpu", precision="auto")
     control = control_settings(auxiliary_learning_rate=5e-4, auxiliary_max_train_examples=12, share_pooler_and_norm=share)
     res = run_control(*paths["main"], *paths["aux"], str(pretrained), "control-2-3", 1, settings_, control,
                       str(out), str(tmp_path / "work"))
@@ -251,6 +255,7 @@ def test_run_control_writes_finetune_outputs(tmp_path, share):
         assert model.config.num_labels == 2
         info = json.loads((out / ckpt / "memloc.json").read_text())
         assert info["control_pair"] == [2, 3] and info["checkpoint"] == ckpt and info["auxiliary_num_labels"] == 3
+        assert (info["precision"]["requested"], info["precision"]["resolved"]) == ("auto", "bf16")
         head = load_aux_head(out / ckpt)
         assert any(k.endswith("classifier.weight") and v.shape[0] == 3 for k, v in head.items())
         if share:  # the saved auxiliary head holds the shared pooler, equal to the main model's
@@ -268,7 +273,8 @@ def test_run_control_writes_finetune_outputs(tmp_path, share):
     preds = pd.read_parquet(out / "predictions.parquet")
     assert {"example_id", "split", "label", "pred", "p_label", "correct", "checkpoint"} <= set(preds.columns)
     assert set(preds.checkpoint) == {"final", "memorised"}
-    assert res.memorised_epoch in (1, 2)
+    assert res.memorised_epoch in (1, 2) and res.precision.resolved == "bf16"
+    assert read_metadata(out / "trace.parquet")["precision"]["precision_probe"]["bf16_speedup"] == 2.0
 
 
 @pytest.mark.parametrize("family", ["bert", "gpt2"])

@@ -12,7 +12,7 @@ import pytest
 from memloc.counterfactual.estimate import MEMORISATION_COLUMNS
 from memloc.counterfactual.subsets import SUBSET_COLUMNS, run_subset, subset_mask
 from memloc.counterfactual.summary import run_memorisation, run_memorisation_map, run_memorised_set
-from memloc.io import write_parquet
+from memloc.io import read_metadata, write_parquet
 from memloc.training.loop import Settings
 
 from builders import tiny_classifier
@@ -79,6 +79,7 @@ def test_subset_training_to_figure(inputs, tmp_path):
         assert stored.in_train.tolist() == [expected[i] for i in stored.example_id]
         assert stored.p_label.between(0, 1).all()
         assert stored.correct.dtype == bool
+        assert read_metadata(out)["precision"] == {"requested": "fp32", "resolved": "fp32", "precision_probe": None}
         tables.append(out)
     d = tmp_path / "cf"
     summary = run_memorisation(

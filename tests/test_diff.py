@@ -222,3 +222,22 @@ def test_one_row_summary_table_with_text_columns(tmp_path, capsys):
     write_parquet(row.assign(auc_noisy=0.8), tmp_path / "b" / "summary" / "counterfactual.parquet")
     code, out = _diff(capsys, tmp_path / "a", tmp_path / "b")
     assert code == 1 and "column auc_noisy" in out, out
+
+
+def test_precision_probe_measurements_are_ignored_but_the_choice_is_compared(trees, capsys):
+    """`precision: auto` records how fast this machine was (precision_probe) and what it chose (resolved)."""
+    a, b = trees
+
+    def with_precision(root, resolved, speedup):
+        path = root / "models" / "t" / "predictions.parquet"
+        probe = {"bf16_speedup": speedup, "threads": 2, "cpu": {"flags": ["avx512f"]}}
+        meta = {"num_layers": 6, "precision": {"requested": "auto", "resolved": resolved, "precision_probe": probe}}
+        _rewrite(path, lambda df: None, metadata=meta)
+
+    with_precision(a, "bf16", 1.31)
+    with_precision(b, "bf16", 2.05)
+    code, out = _diff(capsys, a, b)
+    assert code == 0, out
+    with_precision(b, "fp32", 1.05)
+    code, out = _diff(capsys, a, b)
+    assert code == 1 and "metadata precision.resolved: 'bf16' vs 'fp32'" in out and "bf16_speedup" not in out

@@ -207,7 +207,7 @@ def test_run_gradients_writes_tables(tmp_path):
     tiny("bert", seed=2, n_classes=2).save_pretrained(tmp_path / "frozen")
     settings = {"loss": "ce", "norm": "l1", "subtract_clean": True, "divide_frozen": True, "batch_size": 8,
                 "seed": 1, "device": "cpu", "precision": "fp32", "deterministic": False, "max_window": None,
-                "eval_batch_size": 16}
+                "eval_batch_size": 16, "auto_precision_min_speedup": 1.2}
     run_gradients(tmp_path / "examples.parquet", tmp_path / "tokens.parquet", tmp_path / "memorised",
                   tmp_path / "frozen", settings, tmp_path / "raw.parquet", tmp_path / "weights.parquet")
     raw = pd.read_parquet(tmp_path / "raw.parquet")

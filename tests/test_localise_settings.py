@@ -68,5 +68,5 @@ def test_missing_and_unknown_keys_are_named(default_config):
     with pytest.raises(ConfigError, match=r"unknown hidden_layers"):
         ProbingSettings.from_dict({**params, "hidden_layers": 2})
     with pytest.raises(ConfigError, match=r"swapping settings: missing eval_batch_size"):
-        SwappingSettings.from_dict({"max_window": None, "device": "cpu", "precision": "fp32",
+        SwappingSettings.from_dict({"max_window": None, "device": "cpu", "precision": "fp32", "auto_precision_min_speedup": 1.2,
                                       "deterministic": True, "seed": 0})

@@ -218,6 +218,42 @@ def test_retrain_windows_normalises_against_all_blocks_and_is_deterministic(tmp_
     assert not progress.exists()
 
 
+def test_retraining_resolves_auto_once_and_a_resumed_job_keeps_it(tmp_path, monkeypatch):
+    """Every window of a job runs in the one precision chosen at its start; the progress file keeps
+    it, so a job resumed on a machine that now measures bf16 slower still finishes in bf16."""
+    import dataclasses
+
+    import memloc.precision as mprec
+
+    def measured(ratio):
+        probes = []
+        monkeypatch.setattr(mprec, "measure_bf16_speedup", lambda device, shape: probes.append(shape) or (ratio, 1.0, 3))
+        return probes
+
+    data, memorised = planted_job()
+    noisy, pretrained = tiny(seed=1, layers=3), tiny(seed=2, layers=3)
+    opts = dataclasses.replace(SHORT, epochs=1, max_window=1, precision="auto")
+    real, used = retraining.retrain_window, []
+
+    def recording(*args, **kwargs):
+        used.append(args[6].precision)
+        if len(used) == 2 and kill["on"]:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    kill = {"on": True}
+    monkeypatch.setattr(retraining, "retrain_window", recording)
+    progress = tmp_path / "progress.jsonl"
+    probes = measured(2.0)
+    with pytest.raises(KeyboardInterrupt):
+        retrain_windows(noisy, pretrained, data, memorised, opts, progress_path=progress)
+    assert len(probes) == 1
+    kill["on"], probes = False, measured(0.5)
+    _, summary = retrain_windows(noisy, pretrained, data, memorised, opts, progress_path=progress)
+    assert probes == [] and set(used) == {"bf16"} and len(used) == 2 + 3  # (1,1) again, then (2,2), (3,3), (1,3)
+    assert (summary["precision"]["requested"], summary["precision"]["resolved"]) == ("auto", "bf16")
+
+
 def test_run_retraining_end_to_end(tmp_path):
     data, memorised = planted_job()
     n = len(data)

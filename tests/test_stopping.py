@@ -13,7 +13,7 @@ from memloc.training.finetune import stopping_record, twin_epochs
 from memloc.training.loop import Classifier, Settings, classifier_task, train_loop
 from memloc.training.stopping import stop_rule
 
-from builders import Killed, assert_resume_equals_uninterrupted, killed_at, learnable_tokens, tiny_classifier
+from builders import Killed, assert_resume_equals_uninterrupted, finetune_inputs, killed_at, learnable_tokens, tiny_classifier
 
 CPU = torch.device("cpu")
 #: Planted train_noisy accuracy per epoch: the threshold 0.99 is first reached at epoch 4.
@@ -40,7 +40,7 @@ def planted_run(settings: Settings, variant="noisy", twin=None, work_dir=None, k
     def batches_for(epoch):
         return [("main", idx) for idx in batches(3, epoch)]
 
-    def evaluate():
+    def evaluate(precision):
         acc = planted[seen[-1]]
         return [{"split": "train", "loss": 1.0, "accuracy": 1.0, "macro_f1": 1.0, "n": 48},
                 {"split": "train_noisy", "loss": 1.0, "accuracy": acc, "macro_f1": acc, "n": 8}]
@@ -170,27 +170,3 @@ def test_finetune_jobs_record_the_rule_and_the_clean_twin_follows(tmp_path, monk
     assert (frozen["stopping"], frozen["epochs_trained"]) == ("fixed", 4)
     row = collect_memorised_runs([str(noisy / "trace.parquet")], "final").iloc[0]
     assert (row.epoch, row.noisy_accuracy, bool(row.memorised), row.epochs_trained, row.epochs) == (2, 1.0, True, 2, 4)
-
-
-def finetune_inputs(root):
-    """Examples table, token cache and pretrained directory of a tiny random BERT (7 noisy examples)."""
-    import numpy as np
-
-    root.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    n_train, n_eval = 40, 8
-    n = n_train + n_eval
-    label_orig = rng.integers(0, 2, n)
-    is_noisy = np.zeros(n, dtype=bool)
-    is_noisy[rng.choice(n_train, 7, replace=False)] = True
-    ids = np.arange(n)
-    write_parquet(pd.DataFrame({
-        "example_id": ids, "split": ["train"] * n_train + ["validation"] * (n_eval // 2) + ["test"] * (n_eval // 2),
-        "text_a": [f"text {i}" for i in ids], "text_b": [None] * n, "label_orig": label_orig,
-        "label": np.where(is_noisy, 1 - label_orig, label_orig), "is_noisy": is_noisy,
-    }), root / "examples.parquet")
-    seqs = [np.array([1, 2 + int(y), *rng.integers(10, 100, size=4)], dtype=np.int32) for y in label_orig]
-    write_parquet(pd.DataFrame({"example_id": ids, "input_ids": seqs, "length": [len(s) for s in seqs], "truncated": False}),
-                  root / "tokens.parquet", metadata={"pad_token_id": 0})
-    tiny_classifier("bert", 0, layers=1, vocab=100, hidden=16).save_pretrained(root / "pretrained")
-    return root

@@ -147,7 +147,7 @@ def _write_job(tmp_path, noisy, clean, data, memorised):
 def test_run_swapping_writes_tables_with_provenance(tmp_path):
     noisy, clean, data, memorised = planted_pair()
     _write_job(tmp_path, noisy, clean, data, memorised)
-    settings = {"max_window": None, "eval_batch_size": 8, "device": "cpu", "precision": "fp32",
+    settings = {"max_window": None, "eval_batch_size": 8, "device": "cpu", "precision": "fp32", "auto_precision_min_speedup": 1.2,
                 "deterministic": True, "seed": 0}
     raw, weights = run_swapping(
         tmp_path / "examples.parquet", tmp_path / "tokens.parquet", tmp_path / "noisy", tmp_path / "clean",
@@ -174,3 +174,25 @@ def test_run_swapping_writes_tables_with_provenance(tmp_path):
     assert len(raw2) == LAYERS
     assert (raw2["n_memorised"] == len(chosen)).all() and (raw2["n_clean"] == (~memorised).sum()).all()
     assert read_metadata(tmp_path / "o2.parquet")["memorised_set"] == "explicit ids"
+
+
+def test_run_swapping_resolves_auto_once_and_records_it(tmp_path, monkeypatch):
+    """``precision: auto`` in a localisation job: one probe (planted 2x), every forward in bf16, the
+    choice in the metadata beside the requested settings (docs/protocol.md §6.1)."""
+    import memloc.device as mdev
+    import memloc.localise.swapping as swapping
+    import memloc.precision as mprec
+
+    probes, used = [], []
+    monkeypatch.setattr(mprec, "measure_bf16_speedup", lambda device, shape: probes.append(shape) or (2.0, 1.0, 3))
+    monkeypatch.setattr(swapping, "autocast", lambda device, prec: used.append(prec) or mdev.autocast(device, prec))
+    noisy, clean, data, memorised = planted_pair()
+    _write_job(tmp_path, noisy, clean, data, memorised)
+    settings = {"max_window": 1, "eval_batch_size": 8, "device": "cpu", "precision": "auto", "auto_precision_min_speedup": 1.2,
+                "deterministic": True, "seed": 0}
+    run_swapping(tmp_path / "examples.parquet", tmp_path / "tokens.parquet", tmp_path / "noisy", tmp_path / "clean",
+                 settings, tmp_path / "raw.parquet", tmp_path / "weights.parquet")
+    assert len(probes) == 1 and used and set(used) == {"bf16"}
+    meta = read_metadata(tmp_path / "raw.parquet")
+    assert meta["settings"]["precision"] == "auto"
+    assert (meta["precision"]["resolved"], meta["precision"]["precision_probe"]["bf16_speedup"]) == ("bf16", 2.0)

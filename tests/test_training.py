@@ -89,7 +89,8 @@ def test_untraced_fit_trains_the_traced_weights_bit_for_bit():
     def run(trace):
         torch.manual_seed(0)
         model = tiny_model()
-        res = fit(model, trainable_parameters(model, "noisy", True), data, settings(epochs=3, batch_size=8), 1, CPU, 2, trace=trace)
+        opts = settings(epochs=3, batch_size=8)
+        res = fit(model, trainable_parameters(model, "noisy", True), data, opts, 1, CPU, 2, trace=trace)
         return state(model), res
 
     (traced, with_trace), (untraced, without) = run(True), run(False)

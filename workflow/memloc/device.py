@@ -8,6 +8,8 @@ import os
 
 import torch
 
+from memloc.precision import FIXED
+
 log = logging.getLogger("memloc.device")
 
 
@@ -51,7 +53,15 @@ def select_device(preference: str = "auto") -> torch.device:
 
 
 def autocast(device: torch.device, precision: str):
-    """Autocast context for ``precision``; fp32 (and fp16 off CUDA) is a no-op."""
+    """Autocast context for ``precision``; fp32 (and fp16 off CUDA) is a no-op.
+
+    ``auto`` must have been resolved first (:func:`memloc.precision.resolve_precision`, once per job).
+    """
+    if precision not in FIXED:
+        raise ValueError(
+            f"precision {precision!r} reached autocast unresolved; a job resolves training.precision: auto "
+            "once with memloc.precision.resolve_precision and runs in its choice"
+        )
     if precision == "fp32":
         return contextlib.nullcontext()
     if precision == "fp16":

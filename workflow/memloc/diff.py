@@ -17,9 +17,10 @@ What is left out, and why: ``logs/``, ``benchmarks/`` and ``work/`` (wall time, 
 hidden files (writers' temporaries, Snakemake's timestamps) are ignored entirely; figures (PDF, PNG,
 SVG, HTML) must exist on both sides but their bytes are not compared, because renderers embed dates
 and are not byte-reproducible. Columns and JSON keys named in :data:`IGNORED_KEYS`, or ending in one
-of :data:`IGNORED_SUFFIXES`, are not compared: wall time, and the provenance that identifies the code
+of :data:`IGNORED_SUFFIXES`, are not compared: wall time, the provenance that identifies the code
 and settings rather than the result (versions, settings hashes, input paths and digests, the job
-name). The inputs those digests describe are themselves files of the tree and compared as such.
+name) and the machine measurements behind ``precision: auto`` (``precision_probe``; the resolved
+precision itself is compared). The inputs those digests describe are themselves files of the tree and compared as such.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ IGNORED_DIRS = ("logs", "benchmarks", "work")
 FIGURE_SUFFIXES = (".pdf", ".png", ".svg", ".jpg", ".jpeg", ".html")
 KINDS = {".parquet": "table", ".pq": "table", ".json": "json", ".safetensors": "tensors"}
 KIND_NAMES = {"table": "tables", "json": "JSON files", "tensors": "checkpoint weight files", "bytes": "other files"}
-# Wall time, and provenance that names the code, the settings' hash or the job rather than the result.
-IGNORED_KEYS = frozenset({"seconds", "config_hash", "spec_hash", "inputs", "rule"})
+# Wall time, provenance that names the code, the settings' hash or the job rather than the result, and
+# the speed probe of `precision: auto` (memloc.precision: how fast this machine was, not what it computed).
+IGNORED_KEYS = frozenset({"seconds", "config_hash", "spec_hash", "inputs", "rule", "precision_probe"})
 IGNORED_SUFFIXES = ("_seconds", "_version")
 MAX_PER_FILE = 8  # difference lines printed per file; the rest are counted
 

@@ -49,6 +49,7 @@ from memloc.errors import DataError, ModelError
 from memloc.io import atomic_dir, write_parquet
 from memloc.models.blocks import BlockAccess, block_access
 from memloc.models.loading import load_classifier
+from memloc.precision import probe_shape
 from memloc.settings import BlockSettings
 from memloc.tokens import TokenSet, load_split_tokensets, load_tokenset
 from memloc.training.batching import train_batches
@@ -287,8 +288,8 @@ def fit_control(
             return batch_fn(seed, epoch)
         return control_batches(main_train.lengths, aux_train.lengths, settings.batch_size, seed, epoch, settings.length_buckets)
 
-    def evaluate() -> list[dict]:
-        args = (settings.eval_batch_size, device, settings.precision)
+    def evaluate(precision: str) -> list[dict]:
+        args = (settings.eval_batch_size, device, precision)
         main = score_rows(cm.main, main_train, n_main, *args, train_groups, eval_sets, extra={"task": MAIN})
         aux = score_rows(cm.aux, aux_train, n_aux, *args, None, aux_eval_sets, prefix="aux_", extra={"task": AUX})
         return main + aux
@@ -304,7 +305,10 @@ def fit_control(
         "n": [len(main_train), len(aux_train)],
         "ids": [main_train.example_ids[:50].tolist(), aux_train.example_ids[:50].tolist()],
     }
-    return train_loop(cm, tasks, batches_for, settings, device, evaluate, run_key, work_dir)
+    return train_loop(
+        cm, tasks, batches_for, settings, device, evaluate, run_key, work_dir,
+        probe=lambda: probe_shape(cm.main, main_train.lengths, settings.batch_size),
+    )
 
 
 # --------------------------------------------------------------------------- the job
@@ -410,14 +414,16 @@ def run_control(
         "memorised_epoch": result.memorised_epoch,
         "memorised_reached": result.memorised_reached,
         "epochs": settings.epochs,
+        "precision": result.precision.record(),
         "memloc_version": __version__,
         **(provenance or {}),
     }
     meta = {**info, "settings": asdict(settings), "control": asdict(control)}
-    preds = [predictions_table(cm.main, sets, settings, device, "final", is_noisy)]
+    run_settings = result.precision.apply(settings)
+    preds = [predictions_table(cm.main, sets, run_settings, device, "final", is_noisy)]
     save_control_checkpoint(cm, out_dir / "final", {**info, "checkpoint": "final"})
     cm.restore(result.memorised_state)
-    preds.append(predictions_table(cm.main, sets, settings, device, "memorised", is_noisy))
+    preds.append(predictions_table(cm.main, sets, run_settings, device, "memorised", is_noisy))
     save_control_checkpoint(cm, out_dir / "memorised", {**info, "checkpoint": "memorised"})
     write_parquet(pd.concat(preds, ignore_index=True), out_dir / "predictions.parquet", metadata=meta)
     write_parquet(result.trace, out_dir / "trace.parquet", metadata=meta)

@@ -198,9 +198,9 @@ def run_subset(
         cfg.epochs, cfg.learning_rate, cfg.batch_size, device,
     )
     # Only the final weights are used: no per-epoch evaluation (the weights are bitwise the same).
-    fit(model, trainable_parameters(model, "noisy", cfg.freeze_embeddings), subset, cfg, seed, device, n_classes,
-        work_dir=work_dir, trace=False)
-    table = subset_predictions(model, full, in_train, is_noisy, cfg, device)
+    result = fit(model, trainable_parameters(model, "noisy", cfg.freeze_embeddings), subset, cfg, seed, device, n_classes,
+                 work_dir=work_dir, trace=False)
+    table = subset_predictions(model, full, in_train, is_noisy, result.precision.apply(cfg), device)
     scores = final_scores(table)
     log.info(
         "subset model k=%d: accuracy on its own examples %.4f (noisy %.4f), on the held-out half %.4f",
@@ -217,6 +217,7 @@ def run_subset(
         "n_train": len(train),
         "settings": cfg.__dict__,
         "scores": scores,
+        "precision": result.precision.record(),
         "memloc_version": __version__,
         **(provenance or {}),
     }

@@ -40,7 +40,7 @@ import pandas as pd
 
 from memloc.errors import ConfigError
 from memloc.io import write_parquet
-from memloc.localise.common import MemorisedSpec, provenance, start_job
+from memloc.localise.common import MemorisedSpec, job_precision, provenance, start_job
 from memloc.localise.hidden import pooled_states
 from memloc.localise.settings import PooledStateSettings
 from memloc.models.loading import load_classifier
@@ -338,7 +338,8 @@ def run_centroids(
     examples = pd.read_parquet(examples_path, columns=["example_id", "label", "label_orig"])
     examples = examples.set_index("example_id").loc[job.train.example_ids]
     model = load_classifier(model_dir).to(device)
-    states = pooled_states(model, job.train, s.eval_batch_size, device, s.precision, s.final_norm)
+    choice = job_precision(s, model, job.train, s.eval_batch_size, device)
+    states = pooled_states(model, job.train, s.eval_batch_size, device, choice.resolved, s.final_norm)
     raw, events = centroid_analysis(
         states,
         examples["label"].to_numpy(),
@@ -352,6 +353,7 @@ def run_centroids(
         s,
         {"examples": examples_path, "tokens": tokens_path, "model": model_dir},
         memorised=job.memorised_source,
+        precision=choice.record(),
     )
     write_parquet(raw, raw_path, metadata=meta)
     write_parquet(events, events_path, metadata=meta)

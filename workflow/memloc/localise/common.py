@@ -27,6 +27,7 @@ from memloc.errors import DataError
 from memloc.io import write_parquet
 from memloc.localise.settings import JobSettings
 from memloc.models.blocks import BlockAccess, run_with_cache
+from memloc.precision import PrecisionChoice, probe_shape, resolve_precision
 from memloc.provenance import record
 from memloc.tokens import TokenSet, load_tokenset
 
@@ -107,6 +108,14 @@ def start_job(
     """The first steps of every localisation job: seed and determinism, then the device and the data."""
     set_determinism(settings.seed, settings.deterministic)
     return select_device(settings.device), load_job_data(examples_path, tokens_path, memorised)
+
+
+def job_precision(settings: JobSettings, model, data: TokenSet, batch_size: int, device: torch.device) -> PrecisionChoice:
+    """The job's one precision, resolved before its model work (``auto``: measured at ``model``'s sizes
+    on batches of ``batch_size`` of ``data``); run in ``choice.apply(settings)``, record ``choice.record()``."""
+    return resolve_precision(
+        settings.precision, device, lambda: probe_shape(model, data.lengths, batch_size), settings.auto_precision_min_speedup
+    )
 
 
 def split_inputs(inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None, dict]:

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from memloc.device import autocast
-from memloc.localise.common import MemorisedSpec, provenance, start_job, weights_frame, write_outputs
+from memloc.localise.common import MemorisedSpec, job_precision, provenance, start_job, weights_frame, write_outputs
 from memloc.localise.hidden import normalise
 from memloc.localise.settings import JobSettings
 from memloc.models.blocks import block_access
@@ -287,12 +287,14 @@ def run_gradients(
     device, job = start_job(s, examples_path, tokens_path, memorised)
     model = load_classifier(model_dir).to(device)
     frozen = load_classifier(frozen_dir).to(device) if s.divide_frozen else None
-    raw, weights = forgetting_gradients(model, frozen, job.train, job.memorised, s, device, job.clean)
+    choice = job_precision(s, model, job.train, s.batch_size, device)
+    raw, weights = forgetting_gradients(model, frozen, job.train, job.memorised, choice.apply(s), device, job.clean)
     meta = provenance(
         "gradients",
         s,
         {"examples": examples_path, "tokens": tokens_path, "model": model_dir, "frozen": frozen_dir},
         memorised=job.memorised_source,
+        precision=choice.record(),
     )
     write_outputs(raw, weights_frame(weights, "gradients"), raw_path, weights_path, meta)
     return raw

@@ -27,7 +27,7 @@ import torch
 
 from memloc.errors import DataError
 from memloc.io import write_parquet
-from memloc.localise.common import MemorisedSpec, provenance, start_job
+from memloc.localise.common import MemorisedSpec, job_precision, provenance, start_job
 from memloc.localise.hidden import pooled_states
 from memloc.localise.probes import train_probes
 from memloc.localise.probing import ProbingSettings
@@ -102,7 +102,8 @@ def run_label_probes(
     if not is_noisy.any() or is_noisy.all():
         raise DataError(f"{examples_path}: label probes need noisy and clean training examples (is_noisy)")
     model = load_classifier(model_dir).to(device)
-    states = pooled_states(model, job.train, s.eval_batch_size, device, s.precision, s.final_norm)
+    choice = job_precision(s, model, job.train, s.eval_batch_size, device)
+    states = pooled_states(model, job.train, s.eval_batch_size, device, choice.resolved, s.final_norm)
     del model
     labels = probe_labels(states, job.train.labels, clean_labels, is_noisy, job.memorised, job.n_classes, s, device)
     events = probing_events(labels, chance_macro_f1(job.train.labels), s.event_margin, s.initiation_fraction)
@@ -115,6 +116,7 @@ def run_label_probes(
         n_examples=len(job.train),
         n_noisy=int(is_noisy.sum()),
         n_classes=job.n_classes,
+        precision=choice.record(),
     )
     write_parquet(labels, labels_path, metadata=meta)
     write_parquet(events, events_path, metadata=meta)

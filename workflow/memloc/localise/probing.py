@@ -39,7 +39,7 @@ import pandas as pd
 import torch
 
 from memloc.errors import ConfigError
-from memloc.localise.common import MemorisedSpec, provenance, start_job, weights_frame, write_outputs
+from memloc.localise.common import MemorisedSpec, job_precision, provenance, start_job, weights_frame, write_outputs
 from memloc.localise.hidden import normalise, pooled_states
 from memloc.localise.probes import train_probes
 from memloc.localise.settings import PooledStateSettings
@@ -181,10 +181,12 @@ def run_probing(
     s = ProbingSettings.from_dict(settings)
     device, job = start_job(s, examples_path, tokens_path, memorised)
     model = load_classifier(model_dir).to(device)
-    states = pooled_states(model, job.train, s.eval_batch_size, device, s.precision, s.final_norm)
+    choice = job_precision(s, model, job.train, s.eval_batch_size, device)
+    precision = choice.resolved
+    states = pooled_states(model, job.train, s.eval_batch_size, device, precision, s.final_norm)
     del model
     frozen = load_classifier(frozen_dir).to(device)
-    frozen_layer1 = pooled_states(frozen, job.train, s.eval_batch_size, device, s.precision, s.final_norm)[:, 1]
+    frozen_layer1 = pooled_states(frozen, job.train, s.eval_batch_size, device, precision, s.final_norm)[:, 1]
     del frozen
     raw, weights = probe_layers(states, frozen_layer1, job.memorised, s, device)
     meta = provenance(
@@ -194,6 +196,7 @@ def run_probing(
         memorised=job.memorised_source,
         n_examples=len(job.train),
         n_memorised=int(job.memorised.sum()),
+        precision=choice.record(),
         standardisation="per feature, with the train-split mean and std of each probe" if s.standardise else "none",
     )
     write_outputs(raw, weights_frame(weights, "probing"), raw_path, weights_path, meta)

@@ -43,7 +43,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -65,6 +65,7 @@ from memloc.localise.settings import JobSettings
 from memloc.localise.windows import window_weights, windows
 from memloc.models.blocks import BlockAccess, block_access, copy_blocks, forward_from_block
 from memloc.models.loading import load_classifier
+from memloc.precision import PrecisionChoice, probe_shape, resolve_precision
 from memloc.tokens import TokenSet
 from memloc.training.batching import eval_batches, train_batches
 from memloc.training.evaluation import model_inputs
@@ -312,15 +313,18 @@ def normalise(raw: pd.DataFrame, a_all: float) -> pd.DataFrame:
 
 
 class _Progress:
-    """Finished windows as JSON lines, keyed by the run, so a killed job resumes where it stopped."""
+    """Finished windows as JSON lines, keyed by the run, so a killed job resumes where it stopped.
 
-    def __init__(self, path: str | Path | None, key: str):
+    The header line also holds the job's precision (``auto`` resolved once by ``choose()``), so a
+    resumed job retrains its remaining windows in the precision of the first ones.
+    """
+
+    def __init__(self, path: str | Path | None, key: str, choose: Callable[[], PrecisionChoice]):
         self.path = Path(path) if path else None
         self.key = key
         self.rows: dict[tuple[int, int], dict] = {}
-        if self.path is None:
-            return
-        if self.path.exists():
+        header: dict = {}
+        if self.path is not None and self.path.exists():
             lines = self.path.read_text().splitlines()
             try:
                 header = json.loads(lines[0]) if lines else {}
@@ -336,8 +340,17 @@ class _Progress:
                 log.info("resuming: %d windows already retrained (%s)", len(self.rows), self.path)
             else:
                 log.info("ignoring progress of a different run in %s", self.path)
+                header = {}
+        if "precision" in header:
+            self.precision = PrecisionChoice.from_record(header["precision"])
+            log.info("resuming in %s, the precision the job started in", self.precision.resolved)
+        else:
+            self.precision = choose()
+        if self.path is None:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        text = "".join(json.dumps(r) + "\n" for r in [{"key": key}, *self.rows.values()])
+        first = {"key": key, "precision": self.precision.record()}
+        text = "".join(json.dumps(r) + "\n" for r in [first, *self.rows.values()])
         write_text(text, self.path)
 
     def add(self, row: dict) -> None:
@@ -392,7 +405,16 @@ def retrain_windows(
     key = stable_hash(
         {"settings": asdict(settings), "L": L, "ids": pool.example_ids.tolist(), "labels": pool.labels.tolist()}
     )
-    progress = _Progress(progress_path, key)
+    progress = _Progress(
+        progress_path,
+        key,
+        lambda: resolve_precision(
+            settings.precision, device, lambda: probe_shape(noisy_model, pool.lengths[p_train], settings.batch_size),
+            settings.auto_precision_min_speedup,
+        ),
+    )
+    choice = progress.precision
+    settings = choice.apply(settings)  # every window trains and evaluates in the job's one precision
     noisy_state = {k: v.detach().clone() for k, v in noisy_model.state_dict().items()}
     log.info(
         "retraining %d windows (+ all blocks) of %d blocks: %d clean training, %d memorised, %d held-out clean "
@@ -443,6 +465,7 @@ def retrain_windows(
         "n_memorised": int(n_mem),
         "n_heldout_clean": int(len(held_pos)),
         "heldout_hash": stable_hash(pool.example_ids[p_held].tolist()),
+        "precision": choice.record(),
     }
     progress.remove()
     return raw, summary

@@ -21,7 +21,7 @@ from memloc.settings import BlockSettings, defaults_config
 S = TypeVar("S", bound="JobSettings")
 
 #: Keys of the validated config that every localisation job receives besides its technique's block.
-SHARED_KEYS = ("max_window", "eval_batch_size", "device", "precision", "deterministic", "seed")
+SHARED_KEYS = ("max_window", "eval_batch_size", "device", "precision", "auto_precision_min_speedup", "deterministic", "seed")
 
 #: Techniques whose jobs read pooled hidden states (probing, with its label probes; centroids) and
 #: so also receive the ``localisation`` keys of :class:`PooledStateSettings`.
@@ -43,7 +43,8 @@ class JobSettings(BlockSettings):
     max_window: int | None  # localisation.max_window
     eval_batch_size: int  # localisation.eval_batch_size
     device: str  # the model's training.device
-    precision: str  # the model's training.precision
+    precision: str  # the model's training.precision (``auto``: resolved once per job, memloc.precision)
+    auto_precision_min_speedup: float  # the model's training.auto_precision_min_speedup
     deterministic: bool  # the model's training.deterministic
     seed: int  # the run's training seed
 
@@ -73,8 +74,8 @@ class PooledStateSettings(JobSettings):
 def technique_params(cfg: Mapping[str, Any], technique: str, model: str, seed: int) -> dict[str, Any]:
     """The params dict of one job of ``technique`` on ``model`` with training seed ``seed``.
 
-    ``cfg`` is the validated config (every default filled). Device, precision and determinism
-    are the model's effective training settings.
+    ``cfg`` is the validated config (every default filled). Device, precision (with its ``auto``
+    threshold) and determinism are the model's effective training settings.
     """
     loc = cfg["localisation"]
     training = mconf.model_spec(dict(cfg), model)["training"]
@@ -86,6 +87,7 @@ def technique_params(cfg: Mapping[str, Any], technique: str, model: str, seed: i
         "eval_batch_size": loc["eval_batch_size"],
         "device": training["device"],
         "precision": training["precision"],
+        "auto_precision_min_speedup": training["auto_precision_min_speedup"],
         "deterministic": training["deterministic"],
         "seed": int(seed),
     }

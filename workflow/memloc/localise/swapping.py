@@ -37,6 +37,7 @@ from memloc.device import autocast
 from memloc.localise.common import (
     MemorisedSpec,
     check_twins,
+    job_precision,
     provenance,
     split_inputs,
     start_job,
@@ -208,7 +209,8 @@ def run_swapping(
         "swapping %s <- %s: %d blocks, %d windows, %d memorised / %d clean training examples, device %s",
         model_dir, twin_dir, L, len(windows(L, settings.max_window)), int(job.memorised.sum()), int(job.clean.sum()), device,
     )
-    raw, unswapped = swap_windows(noisy, twin, job.train, job.memorised, settings, device, job.clean)
+    choice = job_precision(settings, noisy, job.train, settings.eval_batch_size, device)
+    raw, unswapped = swap_windows(noisy, twin, job.train, job.memorised, choice.apply(settings), device, job.clean)
     weights = weights_frame(window_weights(raw, L), TECHNIQUE)
     log.info(
         "unswapped: memorised acc %.4f, clean acc %.4f; weights %s",
@@ -222,6 +224,7 @@ def run_swapping(
         family=block_access(noisy).family,
         memorised_set=job.memorised_source,
         unswapped=unswapped,
+        precision=choice.record(),
         seconds=round(time.perf_counter() - t0, 2),
     )
     write_outputs(raw, weights, raw_path, weights_path, meta)

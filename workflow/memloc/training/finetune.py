@@ -165,14 +165,16 @@ def run_finetune(
         "memorised_reached": result.memorised_reached,
         "epochs": settings.epochs,
         **stopping_record(result, rule),
+        "precision": result.precision.record(),
         "memloc_version": __version__,
         **(provenance or {}),
     }
     meta = {**info, "settings": settings.__dict__}
-    preds = [predictions_table(model, sets, settings, device, "final", is_noisy, result.final_logits)]
+    run_settings = result.precision.apply(settings)  # evaluate in the precision the run trained in
+    preds = [predictions_table(model, sets, run_settings, device, "final", is_noisy, result.final_logits)]
     save_checkpoint(model, out_dir / "final", {**info, "checkpoint": "final"})
     model.load_state_dict(result.memorised_state)
-    preds.append(predictions_table(model, sets, settings, device, "memorised", is_noisy, result.memorised_logits))
+    preds.append(predictions_table(model, sets, run_settings, device, "memorised", is_noisy, result.memorised_logits))
     save_checkpoint(model, out_dir / "memorised", {**info, "checkpoint": "memorised"})
     write_parquet(pd.concat(preds, ignore_index=True), out_dir / "predictions.parquet", metadata=meta)
     write_parquet(result.trace, out_dir / "trace.parquet", metadata=meta)

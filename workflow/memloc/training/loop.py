@@ -9,7 +9,9 @@ order of an epoch, the scoring and what a checkpoint holds (docs/protocol.md §4
 
 Resume: a killed job continues where it stopped and ends with the same weights as an
 uninterrupted run, because batch order depends only on (seed, epoch) and every RNG state is saved
-with the epoch.
+with the epoch. Precision: ``training.precision: auto`` is resolved once, before the first epoch
+(:func:`memloc.precision.resolve_precision`), and the choice is saved with every epoch, so a
+resumed run keeps the precision it started in.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from memloc.device import autocast
 from memloc.errors import ConfigError
 from memloc.io import stable_hash
 from memloc.models.blocks import unique_parameters
+from memloc.precision import PrecisionChoice, ProbeShape, probe_shape, resolve_precision
 from memloc.settings import BlockSettings
 from memloc.tokens import TokenSet
 from memloc.training.batching import train_batches
@@ -63,6 +66,7 @@ class Settings(BlockSettings):
     freeze_embeddings: bool
     length_buckets: bool
     precision: str
+    auto_precision_min_speedup: float
     device: str
     deterministic: bool
 
@@ -82,6 +86,8 @@ class FitResult:
     # where the pass did not run in this process, e.g. an epoch before a resume).
     final_logits: dict[str, np.ndarray] | None = None
     memorised_logits: dict[str, np.ndarray] | None = None
+    #: The precision the run trained and evaluated in (``auto`` resolved; kept across a resume).
+    precision: PrecisionChoice | None = None
 
 
 @dataclass
@@ -244,17 +250,29 @@ def gradient_parameters(
     return unique_parameters(all_params)
 
 
+def _run_precision(settings, device: torch.device, state: dict | None, probe: Callable[[], ProbeShape] | None) -> PrecisionChoice:
+    """The precision a resumed run started in, else ``settings.precision`` resolved now (``auto``: measured)."""
+    if state is not None and "precision" in state:
+        choice = PrecisionChoice.from_record(state["precision"])
+        log.info("resuming in %s, the precision the run started in (requested %s)", choice.resolved, choice.requested)
+        return choice
+    if settings.precision == "auto" and probe is None:
+        raise ValueError("training.precision auto needs the model's matrix sizes: pass train_loop(..., probe=...)")
+    return resolve_precision(settings.precision, device, probe, settings.auto_precision_min_speedup)
+
+
 def train_loop(
     trainee: Trainee,
     tasks: dict[str, Task],
     batches_for: Callable[[int], list[tuple[str, np.ndarray]]],
     settings,
     device: torch.device,
-    evaluate: Callable[[], list[dict]] | None = None,
+    evaluate: Callable[[str], list[dict]] | None = None,
     run_key: dict | None = None,
     work_dir: str | Path | None = None,
     progress: bool = True,
     stop: StopRule | None = None,
+    probe: Callable[[], ProbeShape] | None = None,
 ) -> FitResult:
     """Train ``tasks`` for ``settings.epochs`` epochs; every stage that trains calls this.
 
@@ -265,17 +283,26 @@ def train_loop(
     its task's parameters only (``clip_scope: trainable``) or for every parameter
     (``clip_scope: all``, :func:`gradient_parameters`); the optimiser updates the task's only.
 
-    ``evaluate()`` returns the epoch's trace rows (the first is the train row whose macro-F1 marks
-    the ``memorised`` checkpoint at ``settings.memorised_f1``); without it there is no trace and no
-    memorised checkpoint. ``work_dir`` holds the resume state, keyed by ``run_key`` (plus the
-    settings); the caller removes it once its outputs are written. ``stop`` (fine-tuning only) may end
-    training before ``settings.epochs``; the schedules keep their length ``settings.epochs``.
+    ``evaluate(precision)`` returns the epoch's trace rows, evaluated in the run's resolved
+    precision (the first is the train row whose macro-F1 marks the ``memorised`` checkpoint at
+    ``settings.memorised_f1``); without it there is no trace and no memorised checkpoint.
+    ``work_dir`` holds the resume state, keyed by ``run_key`` (plus the settings); the caller
+    removes it once its outputs are written. ``stop`` (fine-tuning only) may end training before
+    ``settings.epochs``; the schedules keep their length ``settings.epochs``. ``probe()`` gives the
+    matrix sizes that ``settings.precision: auto`` is measured at (needed only for ``auto``); the
+    choice, or the one a resumed run started with, is :attr:`FitResult.precision`.
     """
     if stop is not None and evaluate is None:
         raise ValueError("a stop rule reads the per-epoch evaluation: pass evaluate with stop")
     all_params = list(trainee.parameters())
     for p in all_params:
         p.requires_grad_(False)
+    key = {"settings": asdict(settings), **({"stop": asdict(stop)} if stop is not None else {}), **(run_key or {})}
+    resume = _ResumeState(work_dir, stable_hash(key))
+    state = resume.load()
+    choice = _run_precision(settings, device, state, probe)
+    settings = choice.apply(settings)  # the run's settings from here on hold the resolved precision
+
     first = batches_for(1)
     steps = _steps_per_task(first)
     grad_params = {name: gradient_parameters(task.params, all_params, settings.clip_scope) for name, task in tasks.items()}
@@ -286,14 +313,11 @@ def train_loop(
         for name, task in tasks.items()
     }
     wanted = {name: {id(p) for p in params} for name, params in grad_params.items()}
-    key = {"settings": asdict(settings), **({"stop": asdict(stop)} if stop is not None else {}), **(run_key or {})}
-    resume = _ResumeState(work_dir, stable_hash(key))
 
     rows: list[dict] = []
     memorised_epoch, memorised_state = 0, None
     threshold_epoch, epochs_trained = 0, 0
     start_epoch = 1
-    state = resume.load()
     if state is not None:
         trainee.restore(state["weights"])
         for name, optim in optims.items():
@@ -334,7 +358,7 @@ def train_loop(
         if evaluate is None:
             log.info("epoch %d/%d done in %.1fs (no per-epoch evaluation)", epoch, settings.epochs, train_seconds)
         else:
-            epoch_rows = [{"epoch": epoch, **r, "seconds": train_seconds} for r in evaluate()]
+            epoch_rows = [{"epoch": epoch, **r, "seconds": train_seconds} for r in evaluate(settings.precision)]
             rows.extend(epoch_rows)
             train_f1 = epoch_rows[0]["macro_f1"]
             scores = "  ".join(
@@ -364,11 +388,12 @@ def train_loop(
                     "trace": rows,
                     "memorised_epoch": memorised_epoch,
                     "threshold_epoch": threshold_epoch,
+                    "precision": choice.record(),
                 }
             )
 
     if evaluate is None:
-        return FitResult(pd.DataFrame(), 0, False, None, epoch_losses, 0, epochs_trained)
+        return FitResult(pd.DataFrame(), 0, False, None, epoch_losses, 0, epochs_trained, precision=choice)
     reached = bool(memorised_epoch)
     if not reached:
         memorised_epoch = epochs_trained
@@ -380,7 +405,9 @@ def train_loop(
     trace = pd.DataFrame(rows)
     trace["memorised_epoch"] = trace["epoch"] == memorised_epoch
     trace["memorised_reached"] = reached
-    return FitResult(trace, memorised_epoch, reached, memorised_state, epoch_losses, threshold_epoch, epochs_trained)
+    return FitResult(
+        trace, memorised_epoch, reached, memorised_state, epoch_losses, threshold_epoch, epochs_trained, precision=choice
+    )
 
 
 def fit(
@@ -406,6 +433,8 @@ def fit(
     ``trace=False`` skips the per-epoch evaluation (no trace, no memorised checkpoint) for callers
     that use only the final weights: evaluation runs in eval mode and draws no random numbers, so
     the trained weights are bitwise those of a traced run.
+    ``precision: auto`` is measured at the model's matrix sizes and a batch of ``train``'s tokens;
+    later evaluation of the job uses ``result.precision`` (:meth:`~memloc.precision.PrecisionChoice.apply`).
     """
     model.to(device)
 
@@ -418,10 +447,10 @@ def fit(
 
     history: list[dict[str, np.ndarray]] = []
 
-    def evaluate() -> list[dict]:
+    def evaluate(precision: str) -> list[dict]:
         history.append({})
         return score_rows(
-            model, train, n_classes, settings.eval_batch_size, device, settings.precision, train_groups, eval_sets,
+            model, train, n_classes, settings.eval_batch_size, device, precision, train_groups, eval_sets,
             logits_out=history[-1],
         )
 
@@ -430,6 +459,7 @@ def fit(
     result = train_loop(
         Classifier(model), {"main": task}, batches_for, settings, device, evaluate if trace else None, run_key, work_dir,
         stop=stop,
+        probe=lambda: probe_shape(model, train.lengths, settings.batch_size),
     )
     if history:
         # history holds the epochs this process evaluated: the last len(history) of them.
