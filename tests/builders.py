@@ -213,6 +213,7 @@ def record_final_norm(monkeypatch, module) -> list[bool]:
 
 def drawn_text(monkeypatch, plot) -> str:
     """Every text on the figure ``plot`` draws (captured instead of written)."""
+    import matplotlib.pyplot as plt
     from matplotlib.text import Text
 
     from memloc.figures import style
@@ -221,7 +222,9 @@ def drawn_text(monkeypatch, plot) -> str:
     monkeypatch.setattr(style, "save", lambda fig, stem: figs.append(fig))
     plot()
     (fig,) = figs
-    return " ".join(" ".join(t.get_text().split()) for t in fig.findobj(Text))
+    text = " ".join(" ".join(t.get_text().split()) for t in fig.findobj(Text))
+    plt.close(fig)
+    return text
 
 
 def finetune_inputs(root):

@@ -34,7 +34,8 @@ def single():
     t["validation"] = syn.validation_table()
     t["probing_events"] = syn.probing_events_table(num_layers=3)
     t["statistics"] = statistics_table(t["mcog"], t["layer_weights"], {}, t["counterfactual"], t["centroid_events"], t["control"],
-                                       validation=t["validation"], probing_events=t["probing_events"], n_boot=20, seed=0)
+                                       validation=t["validation"], probing_events=t["probing_events"], n_boot=20, seed=0,
+                                       unmemorised="exclude")
     return t
 
 
@@ -176,7 +177,7 @@ def test_section5_figures_draw_several_datasets(monkeypatch, tmp_path):
     t["probing_events"] = syn.probing_events_table(ds, ms, num_layers=3)
     t["statistics"] = statistics_table(t["mcog"], t["layer_weights"], {}, t["counterfactual"], t["centroid_events"],
                                        include_control=False, validation=t["validation"], probing_events=t["probing_events"],
-                                       n_boot=20, seed=0)
+                                       n_boot=20, seed=0, unmemorised="exclude")
     figs = []
     monkeypatch.setattr(style, "save", lambda fig, stem: figs.append(fig))
     F.plot_single_layer(t["heatmaps"], tmp_path / "s", technique="swapping")
@@ -210,3 +211,102 @@ def test_runs_that_did_not_memorise_are_named_on_the_mcog_and_weights_figures(si
         assert "not memorised" in text and "d1/m seed 2 (0.62 < 0.99)" in text and "d0/m" not in text
         assert "not memorised" not in text_of(plot, runs.assign(memorised=True))
         assert "not memorised" not in text_of(plot, None)
+
+
+@pytest.fixture(scope="module")
+def several():
+    """Four data sets x two models of one depth (L = 3), one seed: every figure draws its points."""
+    import numpy as np
+    import pandas as pd
+
+    ds, ms = ("a", "b", "c", "d"), ("m1", "m2")
+    t = syn.summary_tables(datasets=ds, models=ms, num_layers=3)
+    t["mcog"] = mcog_table(t["layer_weights"], t["probing"], n_boot=20)
+    t["counterfactual"] = syn.counterfactual_table(ds, ms)
+    t["validation"] = syn.validation_table(ds, ms)
+    t["probing_events"] = syn.probing_events_table(ds, ms, num_layers=3)
+    t["label_probes"] = pd.DataFrame([
+        dict(dataset=d, model=m, variant="noisy", seed=1, target=target, layer=layer, probe_seed=0, val_f1=0.5, test_f1=0.5,
+             test_f1_noisy=0.3 + 0.1 * layer, test_f1_clean=0.6) for d in ds for m in ms
+        for target in ("noisy_label", "clean_label") for layer in range(4)]).astype({"layer": np.int64})
+    t["statistics"] = statistics_table(t["mcog"], t["layer_weights"], {}, t["counterfactual"], t["centroid_events"],
+                                       include_control=False, validation=t["validation"], probing_events=t["probing_events"],
+                                       n_boot=20, seed=0, unmemorised="exclude")
+    return t
+
+
+#: Every figure that draws per-run results of the noisy models, given the memorised-runs table ``r``.
+PER_RUN = {
+    "heatmap": lambda t, s, r: F.plot_heatmaps(t["heatmaps"], s, technique="swapping", memorised_runs=r),
+    "single_layer": lambda t, s, r: F.plot_single_layer(t["heatmaps"], s, technique="retraining", memorised_runs=r),
+    "clean_accuracy": lambda t, s, r: F.plot_clean_accuracy(t["swapping_clean"], s, memorised_runs=r),
+    "probing": lambda t, s, r: F.plot_probing(t["probing"], s, memorised_runs=r),
+    "centroids": lambda t, s, r: F.plot_centroids(t["centroids"], s, events=t["centroid_events"], memorised_runs=r),
+    "centroid_events": lambda t, s, r: F.plot_centroid_events(t["centroid_events"], s, memorised_runs=r),
+    "label_probes": lambda t, s, r: F.plot_label_probes(t["label_probes"], s, events=t["probing_events"], memorised_runs=r),
+    "probing_events": lambda t, s, r: F.plot_probing_events(t["probing_events"], s, memorised_runs=r),
+    "mcog_mean": lambda t, s, r: F.plot_mcog_mean(t["mcog"], s, memorised_runs=r),
+    "generalisation": lambda t, s, r: F.plot_generalisation(t["mcog"], t["counterfactual"], s, memorised_runs=r),
+    "depth": lambda t, s, r: F.plot_depth(depth(t), s, statistics=t["statistics"], memorised_runs=r, unmemorised="exclude"),
+    "events": lambda t, s, r: F.plot_events(t["probing_events"], t["centroid_events"], s, statistics=t["statistics"],
+                                            memorised_runs=r, unmemorised="exclude"),
+    "agreement": lambda t, s, r: F.plot_agreement(t["statistics"], s, mcog=t["mcog"], memorised_runs=r,
+                                                  unmemorised="exclude"),
+}
+STATISTICS_FIGURES = {"depth", "events", "agreement"}
+
+
+@pytest.mark.parametrize("name", sorted(PER_RUN))
+def test_runs_that_did_not_memorise_are_named_on_every_per_run_figure(name, several, monkeypatch, tmp_path):
+    """The run is named on the face (with what the statistics did with it where the figure shows
+    statistics); with every run memorised, or no table, the figure says nothing about it."""
+    import pandas as pd
+
+    runs = pd.DataFrame(dict(dataset=["a", "b"], model="m1", seed=1, noisy_accuracy=[1.0, 0.62], threshold=0.99,
+                             memorised=[True, False]))
+    text = drawn_text(monkeypatch, lambda: PER_RUN[name](several, tmp_path / name, runs))
+    assert "not memorised" in text and "b/m1 seed 1 (0.62 < 0.99)" in text and "a/m1" not in text
+    assert ("left out of the statistics (stats.unmemorised: exclude)" in text) == (name in STATISTICS_FIGURES)
+    assert ("shown but suspect" in text) == (name != "agreement")  # the agreement matrices draw no run
+    for quiet in (runs.assign(memorised=True), None):
+        assert "not memorised" not in drawn_text(monkeypatch, lambda r=quiet: PER_RUN[name](several, tmp_path / name, r))
+
+
+def test_cross_model_figures_use_the_depth_normalised_mcog_when_depths_differ(several, monkeypatch, tmp_path):
+    """A 3-block and a 6-block model: the figures that pool models draw (M-CoG - 1) / (L - 1) and say
+    so, the per-model M-CoG panels add its axis; models of one depth keep the raw M-CoG."""
+    import pandas as pd
+
+    ds = ("a", "b", "c", "d")
+    short = syn.summary_tables(datasets=ds, models=("enc",), num_layers=3)
+    deep = syn.summary_tables(datasets=ds, models=("dec",), num_layers=6, seed=1)
+    t = {k: pd.concat([short[k], deep[k]], ignore_index=True) for k in short}
+    t["mcog"] = mcog_table(t["layer_weights"], t["probing"], n_boot=20)
+    t["counterfactual"] = syn.counterfactual_table(ds, ("enc", "dec"))
+    t["validation"] = syn.validation_table(ds, ("enc", "dec"))
+    t["statistics"] = statistics_table(t["mcog"], t["layer_weights"], {}, t["counterfactual"], t["centroid_events"],
+                                       include_control=False, validation=t["validation"], n_boot=20, seed=0,
+                                       unmemorised="exclude")
+    t["probing_events"] = None
+    plots = {
+        "mcog": lambda tb: F.plot_mcog(tb["mcog"], tmp_path / "m"),
+        "mcog_mean": lambda tb: F.plot_mcog_mean(tb["mcog"], tmp_path / "mm"),
+        "generalisation": lambda tb: F.plot_generalisation(tb["mcog"], tb["counterfactual"], tmp_path / "g"),
+        "depth": lambda tb: F.plot_depth(depth(tb), tmp_path / "d", statistics=tb["statistics"],
+                                         normalised=tb is t),
+        "agreement": lambda tb: F.plot_agreement(tb["statistics"], tmp_path / "a", mcog=tb["mcog"]),
+    }
+    for name, plot in plots.items():
+        text = drawn_text(monkeypatch, lambda p=plot: p(t))
+        assert "depth-normalised M-CoG" in text, name
+        assert "depth-normalised" not in drawn_text(monkeypatch, lambda p=plot: p(several)), name
+    dep = drawn_text(monkeypatch, lambda: plots["depth"](t))
+    norm = t["statistics"].set_index(["analysis", "term"]).loc[
+        ("depth_generalisation_mcog_norm_spearman", "mcog_norm[mean] | all models")]
+    assert f"rho = {norm['estimate']:.2f}" in dep  # the pooled rho of the normalised analysis
+    figs = []
+    monkeypatch.setattr(style, "save", lambda fig, stem: figs.append(fig))
+    F.plot_mcog_mean(t["mcog"], tmp_path / "x")
+    xs = [x for line in figs[0].axes[0].get_lines() if line.get_linestyle() == "None" and line.get_marker() not in ("|", "_")
+          for x in line.get_xdata()]
+    assert len(xs) == 8 and 0 <= min(xs) and max(xs) <= 1  # on the 0..1 scale

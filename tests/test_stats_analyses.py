@@ -177,6 +177,7 @@ def test_statistics_table_on_the_embedded_default_shape():
     st = statistics_table(
         mc, t["layer_weights"], {"movies": "sentiment"}, syn.counterfactual_table(), t["centroid_events"], syn.control_table(),
         validation=syn.validation_table(), probing_events=syn.probing_events_table(), n_boot=50, seed=0,
+        unmemorised="exclude",
     )
     assert list(st.columns) == STAT_COLUMNS
     analyses = set(st["analysis"])

@@ -121,6 +121,12 @@ def test_rules_dry_run_and_tables(harness):
     assert "control_binomial" not in set(st["analysis"])
     new = {"depth_generalisation_spearman", "depth_validation_spearman", "agreement_model_minmax_spearman"}
     assert new <= set(st["analysis"])
+    # The only run did not memorise (below): stats.unmemorised (exclude) leaves it out and every row says so.
+    assert (st["n_excluded"] == 1).all() and (st["unmemorised"] == "toy/tiny/seed1").all()
+    assert (st.loc[st["analysis"] == "agreement_technique_mcog_pearson", "n"] == 0).all()
+    assert {"agreement_technique_mcog_norm_pearson", "mcog_norm_model", "generalisation_mcog_norm_spearman",
+            "depth_generalisation_mcog_norm_spearman"} <= set(st["analysis"])
+    assert (mc["num_layers"] == 3).all() and mc["mcog_norm"].between(0, 1).all()
     val = pd.read_parquet(summary / "validation.parquet").iloc[0]
     assert val["n"] == 4 and val["accuracy"] == 0.75 and val["chance"] == 0.5 and val["accuracy_norm"] == 0.5
     flagged = pd.read_parquet(summary / "memorised_runs.parquet").iloc[0]

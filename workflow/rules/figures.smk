@@ -5,6 +5,7 @@ rule figure_heatmap:
     """Memorisation error heatmap (window size x layer) of swapping or retraining."""
     input:
         table=summary_table("heatmaps"),
+        memorised_runs=memorised_runs_input,
         code=figure_code("heatmaps"),
     output:
         pdf=_HEATMAP_OUT["pdf"],
@@ -55,6 +56,7 @@ rule figure_probing:
     """Probe F1 per layer, noisy against frozen model."""
     input:
         table=summary_table("probing"),
+        memorised_runs=memorised_runs_input,
         code=figure_code("probing"),
     output:
         pdf=_PROBING_OUT["pdf"],
@@ -79,6 +81,7 @@ rule figure_centroids:
     input:
         table=summary_table("centroids"),
         events=summary_table("centroid_events"),
+        memorised_runs=memorised_runs_input,
         code=figure_code("centroids"),
     output:
         pdf=_CENTROIDS_OUT["pdf"],
@@ -102,6 +105,7 @@ rule figure_centroid_events:
     """Centroid crossing against classification initiation, one point per data set and model."""
     input:
         events=summary_table("centroid_events"),
+        memorised_runs=memorised_runs_input,
         code=figure_code("centroid_events"),
     output:
         pdf=_CENTROID_EVENTS_OUT["pdf"],
@@ -146,9 +150,11 @@ rule figure_mcog:
 
 
 rule figure_agreement:
-    """Agreement matrices (Pearson) between techniques or between models."""
+    """Agreement matrices (Pearson) between techniques or models; techniques on depth-normalised M-CoG when depths differ."""
     input:
         table=summary_table("statistics"),
+        mcog=summary_table("mcog"),
+        memorised_runs=memorised_runs_input,
         code=figure_code("agreement"),
     output:
         pdf=_AGREEMENT_OUT["pdf"],
@@ -157,6 +163,7 @@ rule figure_agreement:
         between="technique|model",
     params:
         method="pearson",
+        unmemorised=STATS["unmemorised"],
     log:
         job_log("figure_agreement", "{between}"),
     benchmark:
@@ -199,6 +206,7 @@ rule figure_generalisation:
     input:
         mcog=summary_table("mcog"),
         counterfactual=summary_table("counterfactual"),
+        memorised_runs=memorised_runs_input,
         code=figure_code("generalisation"),
     output:
         pdf=_GENERALISATION_OUT["pdf"],
@@ -223,6 +231,7 @@ rule figure_label_probes:
     input:
         table=summary_table("label_probes"),
         events=summary_table("probing_events"),
+        memorised_runs=memorised_runs_input,
         code=figure_code("label_probes"),
     output:
         pdf=_LABEL_PROBES_OUT["pdf"],
@@ -246,6 +255,7 @@ rule figure_probing_events:
     """Probing event layer against initiation layer per data set, with the diagonal."""
     input:
         table=summary_table("probing_events"),
+        memorised_runs=memorised_runs_input,
         code=figure_code("label_probes"),
     output:
         pdf=_PROBING_EVENTS_OUT["pdf"],
@@ -275,6 +285,7 @@ rule figure_single_layer:
     """The largest memorisation error from swapping or retraining one block, per model and data set."""
     input:
         table=summary_table("heatmaps"),
+        memorised_runs=memorised_runs_input,
         code=figure_code("single_layer"),
     output:
         pdf=_SINGLE_LAYER_OUT["pdf"],
@@ -300,6 +311,7 @@ rule figure_clean_accuracy:
     """The clean examples' accuracy with each window swapped."""
     input:
         table=summary_table("swapping_clean"),
+        memorised_runs=memorised_runs_input,
         code=figure_code("clean_accuracy"),
     output:
         pdf=_CLEAN_ACCURACY_OUT["pdf"],
@@ -323,6 +335,7 @@ rule figure_mcog_mean:
     """M-CoG averaged over techniques per data set and model."""
     input:
         table=summary_table("mcog"),
+        memorised_runs=memorised_runs_input,
         code=figure_code("mcog_mean"),
     output:
         pdf=_MCOG_MEAN_OUT["pdf"],
@@ -354,6 +367,7 @@ rule figure_depth:
         png=_DEPTH_OUT["png"],
     params:
         datasets=DATASETS,
+        unmemorised=STATS["unmemorised"],
     log:
         job_log("figure_depth"),
     benchmark:
@@ -378,6 +392,7 @@ rule figure_events:
         png=_EVENTS_OUT["png"],
     params:
         datasets=DATASETS,
+        unmemorised=STATS["unmemorised"],
     log:
         job_log("figure_events"),
     benchmark:

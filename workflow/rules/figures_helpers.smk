@@ -87,14 +87,15 @@ def memorised_runs_input(wildcards):
 
 
 def figure_depth_optional(wildcards):
-    """Named optional inputs of `figure_depth`: the tables of `stats_statistics` it draws from."""
-    keep = ("counterfactual", "validation", "centroid_events", "probing_events")
+    """Named optional inputs of `figure_depth`: the tables of `stats_statistics` it draws from (and the memorised runs)."""
+    keep = ("counterfactual", "validation", "centroid_events", "probing_events", "memorised_runs")
     return {k: v for k, v in stats_optional(wildcards).items() if k in keep}
 
 
 def figure_events_optional(wildcards):
-    """Named optional inputs of `figure_events`: probing and centroid events, where the run has them."""
-    return {k: v for k, v in stats_optional(wildcards).items() if k in ("centroid_events", "probing_events")}
+    """Named optional inputs of `figure_events`: probing and centroid events and the memorised runs, where the run has them."""
+    keep = ("centroid_events", "probing_events", "memorised_runs")
+    return {k: v for k, v in stats_optional(wildcards).items() if k in keep}
 
 
 _SINGLE_LAYER_OUT = figure_outputs(

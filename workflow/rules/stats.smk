@@ -159,6 +159,7 @@ rule stats_statistics:
         include_control=CONTROL["enabled"],
         bootstrap=STATS["bootstrap"],
         seed=STATS["seed"],
+        unmemorised=STATS["unmemorised"],
     log:
         job_log("stats_statistics"),
     benchmark:

@@ -22,6 +22,7 @@ def stats_optional(wildcards):
         "control": [summary_table("control_accuracy")] if CONTROL["enabled"] else [],
         "validation": [summary_table("validation")] if "noisy" in VARIANTS else [],
         "probing_events": [summary_table("probing_events")] if LABEL_PROBES else [],
+        "memorised_runs": [summary_table("memorised_runs")] if "noisy" in VARIANTS else [],
     }
 
 

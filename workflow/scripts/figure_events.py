@@ -8,4 +8,5 @@ from memloc.stats.collect import read_optional
 
 job = start(snakemake)
 plot_events(read_optional(job.input.get("probing_events")), read_optional(job.input.get("centroid_events")),
-            job.figure_stem, statistics=pd.read_parquet(job.input.statistics), datasets=job.params.datasets)
+            job.figure_stem, statistics=pd.read_parquet(job.input.statistics), datasets=job.params.datasets,
+            memorised_runs=read_optional(job.input.get("memorised_runs")), unmemorised=job.params.unmemorised)

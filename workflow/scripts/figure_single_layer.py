@@ -4,7 +4,8 @@ import pandas as pd
 
 from memloc.figures.single_layer import plot_single_layer
 from memloc.job import start
+from memloc.stats.collect import read_optional
 
 job = start(snakemake)
 plot_single_layer(pd.read_parquet(job.input.table), job.figure_stem, technique=job.wildcards.technique,
-                  datasets=job.params.datasets)
+                  datasets=job.params.datasets, memorised_runs=read_optional(job.input.get("memorised_runs")))

@@ -11,12 +11,14 @@ import numpy as np
 import pandas as pd
 
 from memloc.figures import style
+from memloc.stats.mcog import mixed_depths
 
 MIN_PAIRED = 3  # the fewest paired values memloc.stats.agreement.correlation estimates from
 
 #: What an agreement panel correlates over, and how a run gets more of it.
 UNITS = {
     ("technique", "mcog"): ("(data set, model) pairs", style.MORE_PAIRS),
+    ("technique", "mcog_norm"): ("(data set, model) pairs", style.MORE_PAIRS),
     ("technique", "weights"): ("(data set, model, layer) values", style.MORE_PAIRS),
     ("model", "mcog"): ("(technique, data set) pairs shared by two models", style.MORE_DATASETS),
     ("model", "weights"): ("(technique, data set, layer) values shared by two models of one depth", style.MORE_MODELS),
@@ -41,16 +43,24 @@ def _why_empty(statistics: pd.DataFrame, analysis: str, mat: pd.DataFrame, betwe
     return style.too_few(MIN_PAIRED, unit, int(n.max()) if len(n) else 0, more)
 
 
-def plot_agreement(statistics: pd.DataFrame, stem, between: str = "technique", method: str = "pearson"):
+def plot_agreement(statistics: pd.DataFrame, stem, between: str = "technique", method: str = "pearson",
+                   mcog: pd.DataFrame | None = None, memorised_runs: pd.DataFrame | None = None,
+                   unmemorised: str | None = None):
     """Two panels, agreement on M-CoG and on per-layer weights: the pairwise ``method``
     correlations of the analyses ``agreement_{between}_{mcog|weights}_{method}``; cells without
-    an estimate read "n/a", a panel without any says what it needs."""
+    an estimate read "n/a", a panel without any says what it needs. Techniques agree on the
+    depth-normalised M-CoG (``mcog_norm``) when ``mcog`` (``summary/mcog.parquet``) holds models
+    of different depth (model agreement is the same on either scale). Runs that
+    ``memorised_runs`` flags are named on the face, with what the statistics did with them
+    (``unmemorised``: ``stats.unmemorised``)."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
     style.apply()
     panels = []
-    for title, quantity in (("M-CoG", "mcog"), ("per-layer weights", "weights")):
+    norm = between == "technique" and mcog is not None and mixed_depths(mcog)
+    mcog_panel = ("depth-normalised M-CoG", "mcog_norm") if norm else ("M-CoG", "mcog")
+    for title, quantity in (mcog_panel, ("per-layer weights", "weights")):
         analysis = f"agreement_{between}_{quantity}_{method}"
         mat = _matrix(statistics, analysis)
         panels.append((title, mat, _why_empty(statistics, analysis, mat, between, quantity)))
@@ -70,4 +80,5 @@ def plot_agreement(statistics: pd.DataFrame, stem, between: str = "technique", m
         ax.tick_params(axis="x", rotation=30)
         ax.tick_params(axis="y", rotation=0)
     fig.tight_layout()
+    style.flag_unmemorised(fig, memorised_runs, statistics=unmemorised, shown=False)
     return style.save(fig, stem)

@@ -20,10 +20,12 @@ MIN_DATASETS = 3  # the fewest data sets whose spread around the diagonal can be
 ALL_MODELS = "all models (mean)"
 
 
-def plot_centroid_events(events: pd.DataFrame, stem, datasets=None, variant: str = "noisy"):
+def plot_centroid_events(events: pd.DataFrame, stem, datasets=None, variant: str = "noisy",
+                         memorised_runs: pd.DataFrame | None = None):
     """One panel per model and, with several models, a first panel of their mean per data set
     (as published): crossing (x) against initiation (y) in the data set's colour and marker, with
-    guide lines to the axes and the diagonal. ``events`` is ``summary/centroid_events.parquet``."""
+    guide lines to the axes and the diagonal. ``events`` is ``summary/centroid_events.parquet``;
+    runs that ``memorised_runs`` flags are named on the figure's face."""
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
@@ -71,4 +73,5 @@ def plot_centroid_events(events: pd.DataFrame, stem, datasets=None, variant: str
         why = style.too_few(MIN_DATASETS, "data sets", n_datasets, style.MORE_DATASETS)
         fig.text(0.5, 0.0, textwrap.fill(f"Comparing data sets around the diagonal {why}", 70), ha="center", va="top",
                  fontsize=8, color="#B00000")
+    style.flag_unmemorised(fig, memorised_runs)
     return style.save(fig, stem)

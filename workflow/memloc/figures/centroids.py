@@ -10,11 +10,13 @@ from memloc.stats.collect import event_rows
 GROUP_LABELS = {"clean_a": "clean, class a", "noisy": "noisy (label a, originally b)", "clean_b": "clean, class b"}
 
 
-def plot_centroids(centroids: pd.DataFrame, stem, events: pd.DataFrame | None = None, datasets=None, variant: str = "noisy"):
+def plot_centroids(centroids: pd.DataFrame, stem, events: pd.DataFrame | None = None, datasets=None, variant: str = "noisy",
+                   memorised_runs: pd.DataFrame | None = None):
     """One panel per (data set, model): position on the a->b centroid line (0 = a, 1 = b), mean
     over class pairs (or pooled over them) and seeds, with the 12.5-87.5 percentile band; the
     dotted vertical line is the mean crossing layer (:func:`~memloc.stats.collect.event_rows`)
-    when ``events`` is given. ``centroids`` is ``summary/centroids.parquet``."""
+    when ``events`` is given. ``centroids`` is ``summary/centroids.parquet``; runs that
+    ``memorised_runs`` flags are named on the figure's face."""
     from matplotlib.lines import Line2D
 
     style.apply()
@@ -49,4 +51,5 @@ def plot_centroids(centroids: pd.DataFrame, stem, events: pd.DataFrame | None = 
     handles = [Line2D([], [], color=style.GROUP_COLOURS[g], label=GROUP_LABELS[g]) for g in ("clean_a", "noisy", "clean_b")]
     axes[0].legend(handles=handles, fontsize=6, loc="best")
     fig.tight_layout()
+    style.flag_unmemorised(fig, memorised_runs)
     return style.save(fig, stem)

@@ -20,10 +20,12 @@ def clean_accuracy_summary(table: pd.DataFrame) -> dict:
             "n": int(len(acc))}
 
 
-def plot_clean_accuracy(table: pd.DataFrame, stem, datasets=None, variant: str = "noisy"):
+def plot_clean_accuracy(table: pd.DataFrame, stem, datasets=None, variant: str = "noisy",
+                        memorised_runs: pd.DataFrame | None = None):
     """One panel per model: every swapped window's clean accuracy (y) by window size (x), in its
     data set's colour and marker; the title gives the mean ± sd over windows and the size-weighted
-    mean. ``table`` is ``summary/swapping_clean.parquet``."""
+    mean. ``table`` is ``summary/swapping_clean.parquet``; runs that ``memorised_runs`` flags are
+    named on the figure's face."""
     from matplotlib.lines import Line2D
 
     style.apply()
@@ -51,4 +53,5 @@ def plot_clean_accuracy(table: pd.DataFrame, stem, datasets=None, variant: str =
     handles = [Line2D([], [], color=dstyle[d]["color"], marker=dstyle[d]["marker"], ls="none", label=d) for d in present]
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=7)
     fig.tight_layout()
+    style.flag_unmemorised(fig, memorised_runs)
     return style.save(fig, stem)

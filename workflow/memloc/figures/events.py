@@ -16,10 +16,12 @@ TITLES = {"probing_event_layer": "memorisation: probing event vs centroid crossi
 
 
 def plot_events(probing_events: pd.DataFrame | None, centroid_events: pd.DataFrame | None, stem,
-                statistics: pd.DataFrame | None = None, datasets=None, variant: str = "noisy"):
+                statistics: pd.DataFrame | None = None, datasets=None, variant: str = "noisy",
+                memorised_runs: pd.DataFrame | None = None, unmemorised: str | None = None):
     """Two panels (memorisation event against crossing, initiation against initiation): x = the
     centroid layer, y = the probing layer, seed means; dashed: x = y; the pooled Spearman rho of
-    ``statistics`` in the title."""
+    ``statistics`` in the title. Runs that ``memorised_runs`` flags are named on the face, with
+    what the statistics did with them (``unmemorised``: ``stats.unmemorised``)."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
@@ -55,4 +57,5 @@ def plot_events(probing_events: pd.DataFrame | None, centroid_events: pd.DataFra
                if d in set(data["dataset"])]
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=7)
     fig.tight_layout()
+    style.flag_unmemorised(fig, memorised_runs, statistics=unmemorised)
     return style.save(fig, stem)

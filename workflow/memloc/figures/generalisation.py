@@ -11,14 +11,15 @@ import pandas as pd
 
 from memloc.figures import style
 from memloc.stats.generalisation import MIN_DATASETS
-from memloc.stats.mcog import ALL_SEEDS
+from memloc.stats.mcog import ALL_SEEDS, depth_normalised, mixed_depths
 
 
 def plot_generalisation(mcog: pd.DataFrame, counterfactual: pd.DataFrame, stem, datasets=None, variant: str = "noisy",
-                        score: str = "generalisation_mean"):
+                        score: str = "generalisation_mean", memorised_runs: pd.DataFrame | None = None):
     """One panel per technique: seed-aggregated M-CoG (y) against ``generalisation_mean`` (x),
-    one point per (data set, model) in the data set's colour and marker; with fewer than
-    :data:`MIN_DATASETS` data sets a figure that says what it needs."""
+    one point per (data set, model) in the data set's colour and marker, depth-normalised (with
+    its interval) when the models differ in depth; with fewer than :data:`MIN_DATASETS` data sets
+    a figure that says what it needs. Runs that ``memorised_runs`` flags are named on its face."""
     from matplotlib.lines import Line2D
 
     style.apply()
@@ -32,6 +33,10 @@ def plot_generalisation(mcog: pd.DataFrame, counterfactual: pd.DataFrame, stem, 
     if n_datasets < MIN_DATASETS:
         why = style.too_few(MIN_DATASETS, "data sets", n_datasets, style.MORE_DATASETS)
         return style.save(style.empty_figure(f"M-CoG against generalisation {why}"), stem)
+    normalised = mixed_depths(df)
+    if normalised:  # models of different depth share the panels: (M-CoG - 1) / (L - 1)
+        data = data.assign(**{c: depth_normalised(data[c], data["num_layers"]) for c in ("ci_low", "ci_high")},
+                           mcog=data["mcog_norm"])
     techniques = style.technique_order(data["technique"].unique())
     dstyle = style.dataset_styles(data["dataset"].unique(), datasets)
     present = [d for d in dstyle if d in set(data["dataset"])]
@@ -46,8 +51,9 @@ def plot_generalisation(mcog: pd.DataFrame, counterfactual: pd.DataFrame, stem, 
             ax.plot(r[score], r["mcog"], marker=st["marker"], color=st["color"], ls="none", ms=6)
         ax.set_title(tech)
         ax.set_xlabel("generalisation score")
-        ax.set_ylabel("M-CoG (layer)")
+        ax.set_ylabel(style.MCOG_NORM_LABEL if normalised else "M-CoG (layer)")
     handles = [Line2D([], [], color=dstyle[d]["color"], marker=dstyle[d]["marker"], ls="none", label=d) for d in present]
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=8)
     fig.tight_layout()
+    style.flag_unmemorised(fig, memorised_runs)
     return style.save(fig, stem)

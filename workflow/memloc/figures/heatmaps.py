@@ -15,9 +15,11 @@ def plot_heatmaps(
     datasets=None,
     variant: str = "noisy",
     annotate_max_layers: int = 12,
+    memorised_runs: pd.DataFrame | None = None,
 ):
     """One panel per (technique, data set, model): mean error over seeds of windows of size n
-    (rows) that contain block l (columns). ``heat`` is ``summary/heatmaps.parquet``."""
+    (rows) that contain block l (columns). ``heat`` is ``summary/heatmaps.parquet``; runs that
+    ``memorised_runs`` flags are named on the figure's face."""
     import seaborn as sns
 
     style.apply()
@@ -57,4 +59,5 @@ def plot_heatmaps(
     if technique is not None:
         fig.suptitle(f"{technique}: mean error of windows of size n containing layer l", fontsize=10)
     fig.tight_layout()
+    style.flag_unmemorised(fig, memorised_runs)
     return style.save(fig, stem)

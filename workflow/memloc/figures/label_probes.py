@@ -18,11 +18,13 @@ from memloc.localise.probing_events import CURVES
 from memloc.stats.generalisation import MIN_DATASETS
 
 
-def plot_label_probes(labels: pd.DataFrame, stem, events: pd.DataFrame | None = None, datasets=None, variant: str = "noisy"):
+def plot_label_probes(labels: pd.DataFrame, stem, events: pd.DataFrame | None = None, datasets=None, variant: str = "noisy",
+                      memorised_runs: pd.DataFrame | None = None):
     """One panel per (data set, model): macro F1 per layer of the noisy-label probe on noisy test
     examples, the original-label probe on noisy and on clean test examples (mean ± sd over probe
     and training seeds); vertical lines at the mean event (solid) and initiation layer (dotted)
-    when ``events`` is given. ``labels`` is ``summary/label_probes.parquet``."""
+    when ``events`` is given. ``labels`` is ``summary/label_probes.parquet``; runs that
+    ``memorised_runs`` flags are named on the figure's face."""
     from matplotlib.lines import Line2D
 
     style.apply()
@@ -56,6 +58,7 @@ def plot_label_probes(labels: pd.DataFrame, stem, events: pd.DataFrame | None = 
                     Line2D([], [], color="#009E73", ls=":", lw=0.9, label="initiation layer")]
     axes[0].legend(handles=handles, fontsize=6, loc="best")
     fig.tight_layout()
+    style.flag_unmemorised(fig, memorised_runs)
     return style.save(fig, stem)
 
 
@@ -68,10 +71,12 @@ def event_points(events: pd.DataFrame, variant: str = "noisy") -> tuple[pd.DataF
     return pairs, per_dataset
 
 
-def plot_probing_events(events: pd.DataFrame, stem, datasets=None, variant: str = "noisy"):
+def plot_probing_events(events: pd.DataFrame, stem, datasets=None, variant: str = "noisy",
+                        memorised_runs: pd.DataFrame | None = None):
     """Event layer (x) against initiation layer (y): one large point per data set (mean over models
     of the seed means), small ones per (data set, model), and the diagonal. ``events`` is
-    ``summary/probing_events.parquet``."""
+    ``summary/probing_events.parquet``; runs that ``memorised_runs`` flags are named on the
+    figure's face."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
@@ -114,4 +119,5 @@ def plot_probing_events(events: pd.DataFrame, stem, datasets=None, variant: str 
     handles = [Line2D([], [], color=dstyle[d]["color"], marker=dstyle[d]["marker"], ls="none", label=d) for d in present]
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=8)
     fig.tight_layout()
+    style.flag_unmemorised(fig, memorised_runs)
     return style.save(fig, stem)

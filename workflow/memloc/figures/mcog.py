@@ -6,14 +6,15 @@ import numpy as np
 import pandas as pd
 
 from memloc.figures import style
-from memloc.stats.mcog import ALL_SEEDS
+from memloc.stats.mcog import ALL_SEEDS, mixed_depths
 
 
 def plot_mcog(mcog: pd.DataFrame, stem, datasets=None, variant: str = "noisy", memorised_runs: pd.DataFrame | None = None):
     """One panel per model: techniques on the x axis, one dodged point per data set (its colour
     and marker) at the seed-aggregated M-CoG with its interval (where one exists); single-seed
     M-CoGs as small open markers. ``mcog`` is ``summary/mcog.parquet``; runs that
-    ``memorised_runs`` flags are named on the figure's face."""
+    ``memorised_runs`` flags are named on the figure's face. When the models differ in depth each
+    panel adds a right-hand axis of the depth-normalised M-CoG, the scale the panels share."""
     from matplotlib.lines import Line2D
 
     style.apply()
@@ -32,7 +33,10 @@ def plot_mcog(mcog: pd.DataFrame, stem, datasets=None, variant: str = "noisy", m
     fig, axes = style.grid(len(models), max_cols=2, w=max(3.2, 1.0 * len(techniques) + 1.2), h=2.8)
     width = 0.7
     step = width / max(1, len(present))
+    depths = df.groupby("model")["num_layers"].max() if mixed_depths(df) else None
     for ax, model in zip(axes, models):
+        if depths is not None:
+            _normalised_axis(ax, int(depths[model]))
         for k, dataset in enumerate(present):
             offset = -width / 2 + step * (k + 0.5)
             st = dstyle[dataset]
@@ -57,3 +61,10 @@ def plot_mcog(mcog: pd.DataFrame, stem, datasets=None, variant: str = "noisy", m
     fig.tight_layout()
     style.flag_unmemorised(fig, memorised_runs)
     return style.save(fig, stem)
+
+
+def _normalised_axis(ax, num_layers: int) -> None:
+    """A right-hand axis reading the panel's M-CoG (1..L) as (M-CoG - 1) / (L - 1)."""
+    span = max(num_layers - 1, 1)
+    right = ax.secondary_yaxis("right", functions=(lambda y: (y - 1) / span, lambda v: 1 + v * span))
+    right.set_ylabel(style.MCOG_NORM_LABEL, fontsize=7)

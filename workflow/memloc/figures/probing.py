@@ -7,11 +7,13 @@ import pandas as pd
 from memloc.figures import style
 
 
-def plot_probing(probing: pd.DataFrame, stem, datasets=None, variant: str = "noisy", score: str = "test_f1"):
+def plot_probing(probing: pd.DataFrame, stem, datasets=None, variant: str = "noisy", score: str = "test_f1",
+                 memorised_runs: pd.DataFrame | None = None):
     """One panel per (data set, model); mean +- sd of the probe F1 over probe seeds (training
     seeds pooled) at every layer 0..L, for the noisy model (the data set's colour) and the
     frozen model (grey; often probed at layer 1 only, the baseline of layer 1's gain).
-    ``probing`` is ``summary/probing.parquet``."""
+    ``probing`` is ``summary/probing.parquet``; runs that ``memorised_runs`` flags are named on
+    the figure's face."""
     from matplotlib.lines import Line2D
 
     style.apply()
@@ -47,4 +49,5 @@ def plot_probing(probing: pd.DataFrame, stem, datasets=None, variant: str = "noi
     ]
     axes[0].legend(handles=handles, fontsize=7, loc="best")
     fig.tight_layout()
+    style.flag_unmemorised(fig, memorised_runs)
     return style.save(fig, stem)

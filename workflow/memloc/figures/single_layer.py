@@ -27,9 +27,11 @@ def single_layer_errors(heat: pd.DataFrame, technique: str, variant: str = "nois
     return top.rename(columns={"error": "max_error"})[["dataset", "model", "max_error", "layer"]].reset_index(drop=True)
 
 
-def plot_single_layer(heat: pd.DataFrame, stem, technique: str, datasets=None, variant: str = "noisy"):
+def plot_single_layer(heat: pd.DataFrame, stem, technique: str, datasets=None, variant: str = "noisy",
+                      memorised_runs: pd.DataFrame | None = None):
     """Per model (x), one marker per data set (its colour and marker, dodged) at the largest
-    seed-mean memorisation error among the windows of one block."""
+    seed-mean memorisation error among the windows of one block. Runs that ``memorised_runs``
+    flags are named on the figure's face."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
@@ -61,4 +63,5 @@ def plot_single_layer(heat: pd.DataFrame, stem, technique: str, datasets=None, v
     handles = [Line2D([], [], color=dstyle[d]["color"], marker=dstyle[d]["marker"], ls="none", label=d) for d in present]
     ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=7)
     fig.tight_layout()
+    style.flag_unmemorised(fig, memorised_runs)
     return style.save(fig, stem)

@@ -115,9 +115,16 @@ def too_few(needed: int, unit: str, have: int | str, more: str) -> str:
     return f"needs at least {needed} {unit}; this run has {have}: {more}"
 
 
-def unmemorised_note(memorised_runs) -> str | None:
+#: What a figure's statistics did with the runs that did not memorise, by ``stats.unmemorised``.
+UNMEMORISED_IN_STATISTICS = {"exclude": "left out of the statistics (stats.unmemorised: exclude)",
+                             "include": "kept in the statistics (stats.unmemorised: include)"}
+
+
+def unmemorised_note(memorised_runs, statistics: str | None = None, shown: bool = True) -> str | None:
     """The runs whose noisy model did not memorise its noise (``summary/memorised_runs.parquet``),
-    as one line for a figure's face; None when every run memorised or there is no table."""
+    as one line for a figure's face; None when every run memorised or there is no table.
+    ``shown``: the figure draws those runs' results; ``statistics``: the figure shows statistics,
+    computed under this ``stats.unmemorised`` setting."""
     if memorised_runs is None or memorised_runs.empty:
         return None
     bad = memorised_runs[~memorised_runs["memorised"].astype(bool)]
@@ -126,14 +133,29 @@ def unmemorised_note(memorised_runs) -> str | None:
     runs = ", ".join(
         f"{r.dataset}/{r.model} seed {int(r.seed)} ({r.noisy_accuracy:.2f} < {r.threshold:.2f})" for r in bad.itertuples()
     )
-    return f"not memorised (noisy-label accuracy of the noisy examples below the threshold), shown but suspect: {runs}"
+    fate = (["shown but suspect"] if shown else []) + ([UNMEMORISED_IN_STATISTICS[statistics]] if statistics else [])
+    return f"not memorised (noisy-label accuracy of the noisy examples below the threshold): {runs}; {'; '.join(fate)}"
 
 
-def flag_unmemorised(fig, memorised_runs) -> None:
-    """Say on the figure's face which runs' noisy models did not memorise their noise."""
-    note = unmemorised_note(memorised_runs)
+def flag_unmemorised(fig, memorised_runs, statistics: str | None = None, shown: bool = True) -> None:
+    """Say on the figure's face which runs' noisy models did not memorise their noise (see :func:`unmemorised_note`)."""
+    note = unmemorised_note(memorised_runs, statistics, shown)
     if note:
-        fig.text(0.01, -0.01, textwrap.fill(note, 110), ha="left", va="top", fontsize=7, color="firebrick")
+        fig.text(0.01, _below_texts(fig), textwrap.fill(note, 110), ha="left", va="top", fontsize=7, color="firebrick")
+
+
+def _below_texts(fig) -> float:
+    """A figure y just under the figure-level texts already there (a figure's notes stack, never overlap)."""
+    if not fig.texts:
+        return -0.01
+    renderer = fig.canvas.get_renderer()
+    to_fig = fig.transFigure.inverted()
+    bottoms = [to_fig.transform(t.get_window_extent(renderer))[0][1] for t in fig.texts]
+    return min(min(bottoms), 0.0) - 0.01
+
+
+#: Axis label of the depth-normalised M-CoG (docs/protocol.md §6.9).
+MCOG_NORM_LABEL = "depth-normalised M-CoG, (M-CoG - 1) / (L - 1)"
 
 
 def message_panel(ax, message: str, title: str | None = None, width: int = 42) -> None:

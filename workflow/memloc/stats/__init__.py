@@ -2,11 +2,12 @@
 
 - :mod:`~memloc.stats.collect`: per-run files -> summary tables (layer weights, window heatmaps,
   probing F1, centroid trajectories and events, counterfactual summaries);
-- :mod:`~memloc.stats.mcog`: M-CoG per run and across seeds, with intervals;
+- :mod:`~memloc.stats.mcog`: M-CoG per run and across seeds, with intervals, raw and depth-normalised;
 - :mod:`~memloc.stats.events`, :mod:`~memloc.stats.depth`: layer events per (data set, model) and
   the depth of memorisation against generalisation (docs/protocol.md §8.8);
 - :mod:`~memloc.stats.statistics`: the tidy ``statistics.parquet`` (agreement, mixed model,
-  generalisation, depth, control accuracy).
+  generalisation, depth, control accuracy), with :mod:`~memloc.stats.unmemorised` deciding what
+  it does with the runs whose noisy model did not memorise.
 """
 
 from memloc.stats.agreement import agreement_matrix, agreement_rows, correlation

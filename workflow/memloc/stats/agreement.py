@@ -3,7 +3,8 @@
 For every pair of techniques (or models) the two sets of values are paired over the units they
 share and correlated with Pearson's r and Spearman's rho:
 
-- techniques on M-CoG: units are (data set, model), seed-aggregated M-CoG;
+- techniques on M-CoG: units are (data set, model), seed-aggregated M-CoG, raw and (a separate
+  analysis) depth-normalised, which puts models of different depth on one scale;
 - models on M-CoG: units are (technique, data set);
 - techniques on per-layer weights: units are (data set, model, layer), seed-mean weights
   normalised to sum to 1 per run (layers are not independent observations; the p-values are
@@ -131,7 +132,7 @@ def agreement_rows(
     agg = seed_aggregated(mcog, variant)
     techniques = ordered(agg["technique"].unique())
     models = sorted(agg["model"].unique())
-    wide_t = agg.pivot_table(index=["dataset", "model"], columns="technique", values="mcog", aggfunc="mean")
+    wide_t = _technique_wide(agg, "mcog")
     wide_m = agg.pivot_table(index=["technique", "dataset"], columns="model", values="mcog", aggfunc="mean")
     for method in methods:
         rows += pairwise(wide_t, f"agreement_technique_mcog_{method}", method, techniques, confidence, "techniques")
@@ -151,6 +152,26 @@ def agreement_rows(
     for method in methods:
         rows += model_weight_rows(lw, f"agreement_model_weights_{method}", method, confidence)
     return rows
+
+
+def _technique_wide(agg: pd.DataFrame, value: str) -> pd.DataFrame:
+    """Seed-aggregated ``value`` with one row per (data set, model), one column per technique."""
+    return agg.pivot_table(index=["dataset", "model"], columns="technique", values=value, aggfunc="mean")
+
+
+def mcog_norm_agreement_rows(
+    mcog: pd.DataFrame, variant: str, confidence: float, methods: Sequence[str] = ("pearson", "spearman")
+) -> list[dict]:
+    """Rows of ``agreement_technique_mcog_norm_{method}``: techniques on the depth-normalised M-CoG
+    (``mcog_norm``), whose units (data set, model) pool models of different depth on one 0..1 scale.
+    Between models the raw M-CoG stays right: each model's values are mapped by its own increasing
+    affine map, which leaves Pearson's r and Spearman's rho unchanged, so there is no normalised
+    model agreement."""
+    agg = seed_aggregated(mcog, variant)
+    techniques = ordered(agg["technique"].unique())
+    wide = _technique_wide(agg, "mcog_norm")
+    return [r for m in methods
+            for r in pairwise(wide, f"agreement_technique_mcog_norm_{m}", m, techniques, confidence, "techniques")]
 
 
 def model_weight_rows(lw: pd.DataFrame, analysis: str, method: str, confidence: float) -> list[dict]:

@@ -18,6 +18,8 @@ from memloc.stats.agreement import ordered
 from memloc.stats.tidy import row
 
 ANALYSIS = "control_binomial"
+#: Every analysis of this module: rows on the control models, never on the noisy runs.
+ANALYSES = (ANALYSIS, "control_acc_at_2")
 
 
 def control_rows(control: pd.DataFrame | None, confidence: float = 0.95) -> list[dict]:
@@ -29,7 +31,7 @@ def control_rows(control: pd.DataFrame | None, confidence: float = 0.95) -> list
         rows.append(_binomial_row(technique, sub, confidence))
         if "acc_at_2" in sub:
             acc2 = pd.to_numeric(sub["acc_at_2"], errors="coerce").dropna()
-            rows.append(row("control_acc_at_2", technique, acc2.mean() if len(acc2) else np.nan, n=len(acc2),
+            rows.append(row(ANALYSES[1], technique, acc2.mean() if len(acc2) else np.nan, n=len(acc2),
                             note="mean acc@2 (descriptive, no test)", adjust=False))
     return rows
 

@@ -17,6 +17,11 @@ measure and the outcome, over all models pooled and per model (when there are se
 against crossing, initiation against initiation), likewise. Intervals: percentile bootstrap
 over data sets (:func:`spearman_bootstrap`); p-values as in §8.4. Fewer than 3 data sets: not
 computed.
+
+Analyses ``depth_generalisation_mcog_norm_spearman`` and ``depth_validation_mcog_norm_spearman``
+(:func:`depth_norm_rows`): the measure ``mcog_norm[mean]``, the mean over techniques of the
+depth-normalised M-CoG, against each outcome over all models pooled (per model it ranks as
+``mcog[mean]`` does).
 """
 
 from __future__ import annotations
@@ -34,22 +39,26 @@ from memloc.stats.mcog import seed_aggregated
 from memloc.stats.tidy import row
 
 MEAN_MCOG = "mcog[mean]"
+MEAN_MCOG_NORM = "mcog_norm[mean]"
 MEASURES = (MEAN_MCOG, "probing_event_layer", "centroid_crossing_layer")
 OUTCOMES = {"generalisation": "depth_generalisation_spearman", "validation": "depth_validation_spearman"}
+NORM_OUTCOMES = {"generalisation": "depth_generalisation_mcog_norm_spearman",
+                 "validation": "depth_validation_mcog_norm_spearman"}
 EVENTS_ANALYSIS = "events_probing_centroids_spearman"
 #: (probing column, centroid column) compared by :func:`events_rows`.
 EVENT_PAIRS = (("probing_event_layer", "centroid_crossing_layer"), ("probing_initiation_layer", "centroid_initiation_layer"))
 
 
-def technique_mean_mcog(mcog: pd.DataFrame, variant: str = "noisy") -> pd.DataFrame:
-    """``dataset``, ``model``, ``mcog`` (mean over techniques of the seed-aggregated M-CoG) and
-    ``n_techniques``; NaN where a technique of the table lacks a finite M-CoG."""
+def technique_mean_mcog(mcog: pd.DataFrame, variant: str = "noisy", value: str = "mcog") -> pd.DataFrame:
+    """``dataset``, ``model``, ``value`` (mean over techniques of the seed-aggregated ``value``:
+    ``mcog``, or ``mcog_norm`` for the depth-normalised one) and ``n_techniques``; NaN where a
+    technique of the table lacks a finite value."""
     agg = seed_aggregated(mcog, variant)
     if agg.empty:
-        return pd.DataFrame(columns=["dataset", "model", "mcog", "n_techniques"])
-    wide = agg.pivot_table(index=["dataset", "model"], columns="technique", values="mcog", aggfunc="mean", dropna=False)
+        return pd.DataFrame(columns=["dataset", "model", value, "n_techniques"])
+    wide = agg.pivot_table(index=["dataset", "model"], columns="technique", values=value, aggfunc="mean", dropna=False)
     complete = np.isfinite(wide.to_numpy(dtype=float)).all(axis=1)
-    out = pd.DataFrame({"mcog": np.where(complete, wide.mean(axis=1), np.nan), "n_techniques": wide.shape[1]}, index=wide.index)
+    out = pd.DataFrame({value: np.where(complete, wide.mean(axis=1), np.nan), "n_techniques": wide.shape[1]}, index=wide.index)
     return out.reset_index()
 
 
@@ -92,8 +101,12 @@ def depth_outcomes(counterfactual: pd.DataFrame | None, validation: pd.DataFrame
 def depth_frame(mcog, counterfactual=None, validation=None, probing_events=None, centroid_events=None,
                 variant: str = "noisy") -> pd.DataFrame:
     """Measures joined with the outcomes: ``dataset``, ``model``, ``measure``, ``value``,
-    ``generalisation``, ``validation``."""
+    ``generalisation``, ``validation``; with ``mcog_norm[mean]`` too where ``mcog`` has ``mcog_norm``."""
     m = depth_measures(mcog, probing_events, centroid_events, variant)
+    norm = technique_mean_mcog(mcog, variant, "mcog_norm") if "mcog_norm" in mcog else pd.DataFrame()
+    if len(norm):
+        norm = norm.rename(columns={"mcog_norm": "value"}).assign(measure=MEAN_MCOG_NORM)[m.columns]
+        m = pd.concat([m, norm.astype({"value": "float64"})], ignore_index=True)
     return m.merge(depth_outcomes(counterfactual, validation, variant), on=["dataset", "model"], how="left")
 
 
@@ -159,10 +172,12 @@ def _scopes(models) -> list[tuple[str, str | None]]:
 
 
 def _rows(data: pd.DataFrame, analysis: str, name: str, xcol: str, ycol: str, n_boot: int, confidence: float,
-          seed: int) -> list[dict]:
-    """Spearman rows of ``ycol`` against ``xcol`` for every scope of ``data`` (one term per scope)."""
+          seed: int, pooled_only: bool = False) -> list[dict]:
+    """Spearman rows of ``ycol`` against ``xcol`` for every scope of ``data`` (one term per scope;
+    only "all models" with ``pooled_only``)."""
     rows = []
-    for label, mdl in _scopes(data["model"].unique()):
+    scopes = _scopes(data["model"].unique())
+    for label, mdl in scopes[:1] if pooled_only else scopes:
         sub = data if mdl is None else data[data["model"] == mdl]
         sub = sub[np.isfinite(sub[xcol].astype(float)) & np.isfinite(sub[ycol].astype(float))]
         term = f"{name} | {label}"
@@ -199,6 +214,29 @@ def depth_rows(
             continue
         for measure in [m for m in MEASURES if m in set(data["measure"])]:
             rows += _rows(data[data["measure"] == measure], analysis, measure, outcome, "value", n_boot, confidence, seed)
+    return rows
+
+
+def depth_norm_rows(
+    mcog: pd.DataFrame,
+    counterfactual: pd.DataFrame | None = None,
+    validation: pd.DataFrame | None = None,
+    *,
+    variant: str,
+    confidence: float,
+    n_boot: int,
+    seed: int,
+) -> list[dict]:
+    """Rows of :data:`NORM_OUTCOMES`: ``mcog_norm[mean]`` against each outcome, models pooled."""
+    data = depth_frame(mcog, counterfactual, validation, variant=variant)
+    data = data[data["measure"] == MEAN_MCOG_NORM]
+    rows = []
+    for outcome, analysis in NORM_OUTCOMES.items():
+        if data[outcome].notna().sum() == 0:
+            what = "counterfactual summaries" if outcome == "generalisation" else "validation accuracies"
+            rows.append(row(analysis, "(none)", note=f"no {what} (or no M-CoG): analysis skipped"))
+            continue
+        rows += _rows(data, analysis, MEAN_MCOG_NORM, outcome, "value", n_boot, confidence, seed, pooled_only=True)
     return rows
 
 

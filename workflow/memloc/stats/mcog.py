@@ -1,6 +1,10 @@
 """Memorisation centre of gravity (docs/protocol.md §6.9) per run and across seeds, with intervals.
 
-M-CoG = sum_l l * w_l / sum_l w_l over layers l = 1..L (NaN when sum_l w_l = 0).
+M-CoG = sum_l l * w_l / sum_l w_l over layers l = 1..L (NaN when sum_l w_l = 0). Its range 1..L
+depends on the model's depth, so comparisons that pool models of different depth use the
+depth-normalised ``mcog_norm`` = (M-CoG - 1) / (L - 1) in 0..1 (:func:`depth_normalised`), with L
+the model's number of blocks: its largest layer in ``summary/layer_weights.parquet``
+(``num_layers``).
 
 Point estimates always come from the per-layer weights in ``summary/layer_weights.parquet``.
 Intervals (``ci_method`` says which applies to a row):
@@ -25,7 +29,8 @@ import numpy as np
 import pandas as pd
 
 ALL_SEEDS = -1
-MCOG_COLUMNS = ["technique", "dataset", "model", "variant", "seed", "mcog", "ci_low", "ci_high", "ci_method", "n_seeds"]
+MCOG_COLUMNS = ["technique", "dataset", "model", "variant", "seed", "mcog", "mcog_norm", "ci_low", "ci_high", "ci_method",
+                "n_seeds", "num_layers"]
 _GROUP = ["technique", "dataset", "model", "variant"]
 
 
@@ -38,6 +43,26 @@ def mcog(layers, weights) -> float:
     if not ok.any() or total == 0 or not np.isfinite(total):
         return float("nan")
     return float((layers[ok] * w[ok]).sum() / total)
+
+
+def depth_normalised(mcog_values, num_layers):
+    """(M-CoG - 1) / (L - 1): 0 at the first block, 1 at the last, whatever the depth; NaN for L < 2."""
+    m = np.asarray(mcog_values, dtype=np.float64)
+    L = np.asarray(num_layers, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(L >= 2, (m - 1.0) / (L - 1.0), np.nan)
+
+
+def model_depths(layer_weights: pd.DataFrame) -> pd.Series:
+    """L per model: the largest layer any of its runs has a weight for (layers are 1..L)."""
+    return layer_weights.groupby("model")["layer"].max().astype("int64").rename("num_layers")
+
+
+def mixed_depths(mcog_df: pd.DataFrame) -> bool:
+    """Whether ``summary/mcog.parquet`` holds models of different depth (so raw M-CoGs do not pool)."""
+    if "num_layers" not in mcog_df or mcog_df.empty:
+        return False
+    return mcog_df.groupby("model")["num_layers"].max().nunique() > 1
 
 
 def probing_layer_weights(raw: pd.DataFrame, score: str = "test_f1") -> pd.Series:
@@ -172,7 +197,10 @@ def mcog_table(
                  n_seeds=int(len(finite)))
         )
     out = pd.concat([runs, pd.DataFrame(agg_rows, columns=MCOG_COLUMNS)], ignore_index=True)
-    out = out.astype({"seed": "int64", "n_seeds": "int64", "mcog": "float64", "ci_low": "float64", "ci_high": "float64"})
+    out["num_layers"] = out["model"].map(model_depths(layer_weights))
+    out["mcog_norm"] = depth_normalised(out["mcog"], out["num_layers"])
+    out = out.astype({"seed": "int64", "n_seeds": "int64", "mcog": "float64", "mcog_norm": "float64", "ci_low": "float64",
+                      "ci_high": "float64", "num_layers": "int64"})
     return out[MCOG_COLUMNS]
 
 

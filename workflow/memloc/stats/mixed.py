@@ -14,6 +14,9 @@ with a fixed intercept per model and HC3 errors for 2 models (a cluster-robust c
 Rows (analysis ``mcog_model``): one per fixed-effect coefficient (``Intercept`` is outside the
 Holm family), ``model variance`` for the random intercept when the mixed model is used, and a
 joint Wald chi-square test (``estimate`` = chi-square statistic) per factor with 3 or more levels.
+Analysis ``mcog_norm_model``: the same model of the depth-normalised M-CoG (``mcog_norm``). The
+random intercept absorbs a model's shift but not its scale: raw M-CoGs of a 30-block model spread
+five times as far as those of a 6-block one, so only the normalised fit weighs models alike.
 """
 
 from __future__ import annotations
@@ -30,26 +33,28 @@ from memloc.stats.mcog import seed_aggregated
 from memloc.stats.tidy import row
 
 ANALYSIS = "mcog_model"
+NORM_ANALYSIS = "mcog_norm_model"
 
 
-def model_frame(mcog: pd.DataFrame, families: Mapping[str, str] | None = None, variant: str = "noisy") -> pd.DataFrame:
-    """Seed-aggregated M-CoG with ``family`` from the config mapping (default "other")."""
-    df = seed_aggregated(mcog, variant)[["technique", "dataset", "model", "mcog"]].copy()
+def model_frame(mcog: pd.DataFrame, families: Mapping[str, str] | None = None, variant: str = "noisy",
+                value: str = "mcog") -> pd.DataFrame:
+    """Seed-aggregated ``value`` (as column ``mcog``) with ``family`` from the config mapping (default "other")."""
+    df = seed_aggregated(mcog, variant)[["technique", "dataset", "model", value]].rename(columns={value: "mcog"})
     df["family"] = [(families or {}).get(d, "other") for d in df["dataset"]]
     return df[np.isfinite(df["mcog"].astype(float))].reset_index(drop=True)
 
 
-def _fe_rows(params, bse, pvalues, conf, n, note) -> list[dict]:
+def _fe_rows(analysis, params, bse, pvalues, conf, n, note) -> list[dict]:
     rows = []
     for term in params.index:
         rows.append(
-            row(ANALYSIS, term, params[term], conf.loc[term, 0], conf.loc[term, 1], pvalues[term], n, note,
+            row(analysis, term, params[term], conf.loc[term, 0], conf.loc[term, 1], pvalues[term], n, note,
                 adjust=term != "Intercept")
         )
     return rows
 
 
-def _joint_rows(params: pd.Series, cov: pd.DataFrame, factors: list[str], n: int, note: str) -> list[dict]:
+def _joint_rows(analysis: str, params: pd.Series, cov: pd.DataFrame, factors: list[str], n: int, note: str) -> list[dict]:
     rows = []
     for factor in factors:
         names = [t for t in params.index if t.startswith(f"{factor}[")]
@@ -62,18 +67,20 @@ def _joint_rows(params: pd.Series, cov: pd.DataFrame, factors: list[str], n: int
             p = float(stats.chi2.sf(chi2, len(names)))
         except np.linalg.LinAlgError:
             chi2, p = np.nan, np.nan
-        rows.append(row(ANALYSIS, f"{factor} (joint Wald)", chi2, p_value=p, n=n,
+        rows.append(row(analysis, f"{factor} (joint Wald)", chi2, p_value=p, n=n,
                         note=f"{note}; chi-square statistic, df = {len(names)}", adjust=False))
     return rows
 
 
 def mcog_model_rows(
-    mcog: pd.DataFrame, families: Mapping[str, str] | None = None, variant: str = "noisy", confidence: float = 0.95
+    mcog: pd.DataFrame, families: Mapping[str, str] | None = None, variant: str = "noisy", confidence: float = 0.95,
+    value: str = "mcog", analysis: str = ANALYSIS,
 ) -> list[dict]:
-    df = model_frame(mcog, families, variant)
+    """Rows of ``analysis``: the model of the module docstring fitted to ``value`` (``mcog`` or ``mcog_norm``)."""
+    df = model_frame(mcog, families, variant, value)
     n = len(df)
     if n == 0:
-        return [row(ANALYSIS, "(none)", note="no finite M-CoG values")]
+        return [row(analysis, "(none)", note="no finite M-CoG values")]
     techniques = ordered(df["technique"].unique())
     fams = sorted(df["family"].unique())
     df["technique"] = pd.Categorical(df["technique"], categories=techniques)
@@ -85,7 +92,7 @@ def mcog_model_rows(
     dropped = [f for f in ("technique", "family") if f not in factors]
     dropped_note = f"; single level, dropped: {', '.join(dropped)}" if dropped else ""
     if n <= n_params:
-        return [row(ANALYSIS, "(none)", n=n, note=f"{n} observations for {n_params} fixed effects: not fitted{dropped_note}")]
+        return [row(analysis, "(none)", n=n, note=f"{n} observations for {n_params} fixed effects: not fitted{dropped_note}")]
 
     import statsmodels.formula.api as smf
 
@@ -112,11 +119,11 @@ def mcog_model_rows(
                 p = pd.Series(2 * stats.norm.sf(np.abs(z)), index=fe.index)
                 q = stats.norm.ppf(0.5 + confidence / 2)
                 conf = pd.DataFrame({0: fe - q * bse, 1: fe + q * bse})
-                rows = _fe_rows(fe, bse, p, conf, n, note)
-                rows.append(row(ANALYSIS, "model variance (random intercept)", var_re, n=n, note=note, adjust=False))
+                rows = _fe_rows(analysis, fe, bse, p, conf, n, note)
+                rows.append(row(analysis, "model variance (random intercept)", var_re, n=n, note=note, adjust=False))
                 k = len(fe)
                 cov = pd.DataFrame(np.asarray(fit.cov_params())[:k, :k], index=fe.index, columns=fe.index)
-                return rows + _joint_rows(fe, cov, factors, n, note)
+                return rows + _joint_rows(analysis, fe, cov, factors, n, note)
         except Exception as err:  # noqa: BLE001 - any failure of the optimiser means: fall back
             reason = f"mixed model failed ({type(err).__name__}: {err})"
     else:
@@ -141,10 +148,10 @@ def mcog_model_rows(
             fit = smf.ols(ols_formula, df).fit(cov_type=cov_type, cov_kwds=kwds)
             conf = fit.conf_int(alpha=1 - confidence)
     except Exception as err:  # noqa: BLE001
-        return [row(ANALYSIS, "(none)", n=n, note=f"{note}; OLS failed ({type(err).__name__}: {err})")]
+        return [row(analysis, "(none)", n=n, note=f"{note}; OLS failed ({type(err).__name__}: {err})")]
     if not np.isfinite(fit.df_resid) or fit.df_resid < 1:
-        return [row(ANALYSIS, "(none)", n=n, note=f"{note}; no residual degrees of freedom: not fitted")]
+        return [row(analysis, "(none)", n=n, note=f"{note}; no residual degrees of freedom: not fitted")]
     keep = [t for t in fit.params.index if not t.startswith("model[")]
-    rows = _fe_rows(fit.params[keep], fit.bse[keep], fit.pvalues[keep], conf.loc[keep], n, note)
+    rows = _fe_rows(analysis, fit.params[keep], fit.bse[keep], fit.pvalues[keep], conf.loc[keep], n, note)
     cov = fit.cov_params()
-    return rows + _joint_rows(fit.params[keep], cov, factors, n, note)
+    return rows + _joint_rows(analysis, fit.params[keep], cov, factors, n, note)

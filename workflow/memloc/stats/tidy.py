@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
-STAT_COLUMNS = ["analysis", "term", "estimate", "ci_low", "ci_high", "p_value", "p_adjusted", "n", "note"]
+STAT_COLUMNS = ["analysis", "term", "estimate", "ci_low", "ci_high", "p_value", "p_adjusted", "n", "note", "n_excluded",
+                "unmemorised"]
 NAN = float("nan")
 
 
@@ -85,6 +86,9 @@ def finalize(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
         df[col] = df[col].astype("float64")
     df["n"] = df["n"].astype("int64")
     df["note"] = df["note"].fillna("").astype(str)
+    # Runs left out of the row's inputs and the unmemorised runs (memloc.stats.unmemorised): none unless set.
+    df["n_excluded"] = df["n_excluded"].fillna(0).astype("int64") if "n_excluded" in df else 0
+    df["unmemorised"] = df["unmemorised"].fillna("").astype(str) if "unmemorised" in df else ""
     df["analysis"] = df["analysis"].astype(str)
     df["term"] = df["term"].astype(str)
     return df[STAT_COLUMNS].reset_index(drop=True)
@@ -99,5 +103,7 @@ def empty() -> pd.DataFrame:
             **{c: pd.Series(dtype="float64") for c in ("estimate", "ci_low", "ci_high", "p_value", "p_adjusted")},
             "n": pd.Series(dtype="int64"),
             "note": pd.Series(dtype=str),
+            "n_excluded": pd.Series(dtype="int64"),
+            "unmemorised": pd.Series(dtype=str),
         }
     )[STAT_COLUMNS]
