@@ -46,6 +46,7 @@ import scaling  # noqa: E402
 import throughput  # noqa: E402
 
 from memloc.io import write_parquet  # noqa: E402
+from memloc.precision import cpu_features, describe_cpu  # noqa: E402
 
 SECTIONS = ("throughput", "jobs", "techniques", "end_to_end", "scaling", "precision")
 COLUMNS = ["section", "benchmark", "value", "unit", "reference", "ratio", "target", "detail"]
@@ -171,7 +172,7 @@ def main(argv=None) -> int:
 
     table = pd.DataFrame(rows, columns=COLUMNS).assign(device=str(device), threads=args.threads)
     header = (
-        f"device {device} ({torch.cuda.get_device_name(0) if device.type == 'cuda' else 'CPU'}), "
+        f"device {device} ({torch.cuda.get_device_name(0) if device.type == 'cuda' else describe_cpu(cpu_features())}), "
         f"{args.threads} torch thread(s), torch {torch.__version__}; {time.perf_counter() - t0:.0f} s in all"
     )
     write_parquet(table, out / "benchmarks.parquet", metadata={"argv": vars(args)})
