@@ -1,6 +1,8 @@
 """The ``memloc`` command: ``memloc summary [RESULTS]`` prints the key numbers of a finished run;
 ``memloc check [RESULTS]`` validates its tables against their schemas (:mod:`memloc.check`);
-``memloc diff A B`` compares two results trees, floats within a tolerance (:mod:`memloc.diff`).
+``memloc diff A B`` compares two results trees, floats within a tolerance (:mod:`memloc.diff`);
+``memloc export-summary RESULTS DEST`` writes the cached results figures are rendered from
+(:mod:`memloc.summary_cache`).
 
 Subcommands register themselves in :data:`COMMANDS` (name -> (help, add_arguments, run)), so a new
 one (e.g. ``check``) is a function pair and one entry.
@@ -257,6 +259,37 @@ def run_diff(args: argparse.Namespace, out=None) -> int:
     return 0 if result.equal else 1
 
 
+# ---------------------------------------------------------------- export-summary
+
+
+def add_export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("results", metavar="RESULTS", help="the finished run's results directory, e.g. results")
+    p.add_argument("dest", metavar="DEST", help="the cache to write: a new or empty directory, or an earlier cache to replace")
+    p.add_argument("--configfile", action="append", metavar="FILE",
+                   help="the run's config file, as given to snakemake (repeat for several, in the same order; "
+                        "default: config.yaml)")
+
+
+def run_export(args: argparse.Namespace, out=None) -> int:
+    """Exit 0 with the cache written, 1 when the run's results or the config are not usable."""
+    from memloc.config import load_files, validate
+    from memloc.errors import MemlocError
+    from memloc.summary_cache import MANIFEST, export_cache
+
+    out = out or sys.stdout
+    configs = args.configfile or ["config.yaml"]
+    try:
+        cfg = validate(load_files(configs), source=", ".join(configs))
+        manifest = export_cache(args.results, args.dest, cfg, configs)
+    except MemlocError as err:
+        print(f"memloc export-summary: {err}", file=sys.stderr)
+        return 1
+    size = sum(f["bytes"] for f in manifest["files"].values())
+    print(f"memloc export-summary: {len(manifest['files'])} files ({size / 1024:.0f} KiB) and {MANIFEST} in {args.dest}; "
+          f"render them with run.summary_cache: {args.dest} (docs/protocol.md §9.1).", file=out)
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "summary": ("print M-CoG, control accuracy and counterfactual summaries as tables", add_summary_arguments, run_summary),
     "check": (
@@ -269,6 +302,12 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
         "provenance ignored (exit 1 if anything differs)",
         add_diff_arguments,
         run_diff,
+    ),
+    "export-summary": (
+        "copy the tables a finished run's figures and report read into a directory that can be committed, with a "
+        "manifest; a workflow with run.summary_cache set to it renders them without training",
+        add_export_arguments,
+        run_export,
     ),
 }
 

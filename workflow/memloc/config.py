@@ -173,6 +173,29 @@ def _check_references(cfg: dict, source: str) -> None:
                 )
 
 
+def _merge(base: dict, update: dict) -> dict:
+    for key, value in update.items():
+        base[key] = _merge(dict(base.get(key) or {}), value) if isinstance(value, dict) else value
+    return base
+
+
+def load_files(files: Iterable[str | Path]) -> dict[str, Any]:
+    """The raw configuration of ``files`` merged as Snakemake merges ``--configfile A B`` (a later file's
+    keys update an earlier one's, recursively): what :func:`validate` then checks, for commands run
+    outside the workflow."""
+    cfg: dict[str, Any] = {}
+    for path in files:
+        try:
+            with open(path) as fh:
+                loaded = yaml.safe_load(fh) or {}
+        except OSError as err:
+            raise ConfigError(f"{path}: cannot read the config file ({err.strerror}).") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: a config file must hold a mapping of keys, not {type(loaded).__name__}.")
+        _merge(cfg, loaded)
+    return cfg
+
+
 def run_datasets(cfg: dict) -> list[str]:
     names = cfg["run"].get("datasets")
     return list(cfg["datasets"]) if names is None else list(names)

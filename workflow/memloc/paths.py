@@ -49,6 +49,8 @@ LOCALISATION_LABELS = f"{LOCALISATION}.labels.parquet"
 SUMMARY = "summary/{table}.parquet"
 #: The report's copy of a summary table: Snakemake's report renders CSV as a table, Parquet as bytes.
 SUMMARY_CSV = "summary/{table}.csv"
+#: ... and of one read from cached results (``run.summary_cache``), apart from the stats rules' own copies.
+SUMMARY_CACHED_CSV = "summary/cached/{table}.csv"
 FIGURE = "figures/{stem}.{ext}"
 MEMORISATION_MAP = f"figures/memorisation_map/{PAIR}.{{ext}}"
 

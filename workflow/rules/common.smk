@@ -17,18 +17,32 @@ from memloc.control.pairs import VARIANT_PATTERN as CONTROL_VARIANT_PATTERN
 from memloc.encoding import TokenSettings
 from memloc.errors import ConfigError
 from memloc.localise.baseline import baseline_seeds
+from memloc.summary_cache import check_cache
 
 CONDA_ENV = "../../envs/memloc.yaml"
 
 # Validation fills every default from the schema and checks every cross-reference (run names,
 # control auxiliary data set, control pairs), so nothing below repeats a default or a check.
+_CONFIG_SOURCE = ", ".join(map(str, workflow.config_settings.configfiles)) or "config.yaml"
 try:
-    _validated = mconf.validate(config, source=", ".join(map(str, workflow.config_settings.configfiles)) or "config.yaml")
+    _validated = mconf.validate(config, source=_CONFIG_SOURCE)
 except ConfigError as err:
     sys.stderr.write(f"memloc: {err}\n")
     sys.exit(1)
 config.clear()
 config.update(_validated)
+
+# Cached results for figures (docs/protocol.md §9.1): with run.summary_cache set, the figure and
+# report jobs read that directory instead of results/ and `all` asks for nothing else. An
+# incomplete or changed cache stops here, before any job, naming the files.
+SUMMARY_CACHE = config["run"]["summary_cache"]
+if SUMMARY_CACHE:
+    try:
+        for _warning in check_cache(SUMMARY_CACHE, config, source=_CONFIG_SOURCE):
+            sys.stderr.write(f"memloc: warning: {_warning}\n")
+    except ConfigError as err:
+        sys.stderr.write(f"memloc: {err}\n")
+        sys.exit(1)
 
 RESULTS = "results"
 RESOURCES = config["resources_dir"]
@@ -73,6 +87,19 @@ def wildcard_path(template):
 
 def summary_table(table):
     return results_path(paths.SUMMARY, table=table)
+
+
+def figure_source(template, **values):
+    """A file the figure and report jobs read: under results/ or, with run.summary_cache, under the
+    cache, which keeps the results layout (memloc.summary_cache)."""
+    if SUMMARY_CACHE:
+        return str(Path(SUMMARY_CACHE) / paths.fill(template, **values))
+    return results_path(template, **values)
+
+
+def figure_table(table):
+    """A summary table as the figure jobs read it (figure_source)."""
+    return figure_source(paths.SUMMARY, table=table)
 
 
 def summary_csv(table):

@@ -7,6 +7,8 @@
 # control.seeds) and the switch live in common.smk; the baseline (control.baseline, e.g.
 # control-frozen) is pulled in by the gradients and probing jobs (localise_helpers.smk).
 
+from memloc.summary_tables import CONTROL_TABLES  # the control rule's tables
+
 
 def control_auxiliary(wildcards):
     return control_cfg.auxiliary_dataset(config, wildcards.dataset)
@@ -15,9 +17,6 @@ def control_auxiliary(wildcards):
 def control_checkpoints():
     """The checkpoint each technique analyses (gradients always `memorised`)."""
     return {t: ("memorised" if t == "gradients" else LOC["checkpoint"]) for t in CONTROL["techniques"]}
-
-
-CONTROL_TABLES = ["control_accuracy", "control_accuracy_summary"]
 
 
 def control_targets():

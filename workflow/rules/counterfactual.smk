@@ -84,7 +84,7 @@ rule counterfactual_memorised_set:
 rule counterfactual_map:
     """Train memorisation against generalisation per example, coloured by counterfactual memorisation."""
     input:
-        memorisation=results_path(paths.MEMORISATION),
+        memorisation=figure_source(paths.MEMORISATION),
     output:
         pdf=results_path(paths.MEMORISATION_MAP, ext="pdf"),
         png=report(

@@ -43,8 +43,13 @@ def counterfactual_targets(datasets=None, models=None, figures=True):
     tables = [paths.MEMORISATION, paths.COUNTERFACTUAL_SUMMARY, paths.RELIABILITY, paths.MEMORISED_SET]
     out = [f for d in datasets for m in models for f in (results_path(t, dataset=d, model=m) for t in tables)]
     if figures:
-        out += expand(results_path(paths.MEMORISATION_MAP), dataset=datasets, model=models, ext=["pdf", "png"])
+        out += memorisation_map_targets(datasets, models)
     return out
+
+
+def memorisation_map_targets(datasets, models):
+    """The memorisation maps (PDF and PNG) of every (dataset, model)."""
+    return expand(results_path(paths.MEMORISATION_MAP), dataset=datasets, model=models, ext=["pdf", "png"])
 
 
 def _memorised_set_inputs(wildcards):

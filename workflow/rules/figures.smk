@@ -4,7 +4,7 @@
 rule figure_heatmap:
     """Memorisation error heatmap (window size x layer) of swapping or retraining."""
     input:
-        table=summary_table("heatmaps"),
+        table=figure_table("heatmaps"),
         memorised_runs=memorised_runs_input,
         code=figure_code("heatmaps"),
     output:
@@ -30,7 +30,7 @@ rule figure_heatmap:
 rule figure_layer_weights:
     """Per-layer weight curves per technique, grouped by task family."""
     input:
-        table=summary_table("layer_weights"),
+        table=figure_table("layer_weights"),
         memorised_runs=memorised_runs_input,
         code=figure_code("weights"),
     output:
@@ -55,7 +55,7 @@ rule figure_layer_weights:
 rule figure_probing:
     """Probe F1 per layer, noisy against frozen model."""
     input:
-        table=summary_table("probing"),
+        table=figure_table("probing"),
         memorised_runs=memorised_runs_input,
         code=figure_code("probing"),
     output:
@@ -79,8 +79,8 @@ rule figure_probing:
 rule figure_centroids:
     """Centroid trajectories of clean and noisy examples per layer."""
     input:
-        table=summary_table("centroids"),
-        events=summary_table("centroid_events"),
+        table=figure_table("centroids"),
+        events=figure_table("centroid_events"),
         memorised_runs=memorised_runs_input,
         code=figure_code("centroids"),
     output:
@@ -104,7 +104,7 @@ rule figure_centroids:
 rule figure_centroid_events:
     """Centroid crossing against classification initiation, one point per data set and model."""
     input:
-        events=summary_table("centroid_events"),
+        events=figure_table("centroid_events"),
         memorised_runs=memorised_runs_input,
         code=figure_code("centroid_events"),
     output:
@@ -128,7 +128,7 @@ rule figure_centroid_events:
 rule figure_mcog:
     """M-CoG per data set and technique with intervals."""
     input:
-        table=summary_table("mcog"),
+        table=figure_table("mcog"),
         memorised_runs=memorised_runs_input,
         code=figure_code("mcog"),
     output:
@@ -152,8 +152,8 @@ rule figure_mcog:
 rule figure_agreement:
     """Agreement matrices (Pearson) between techniques or models; techniques on depth-normalised M-CoG when depths differ."""
     input:
-        table=summary_table("statistics"),
-        mcog=summary_table("mcog"),
+        table=figure_table("statistics"),
+        mcog=figure_table("mcog"),
         memorised_runs=memorised_runs_input,
         code=figure_code("agreement"),
     output:
@@ -180,8 +180,8 @@ rule figure_agreement:
 rule figure_control:
     """Control accuracy (acc@1, acc@2) per technique with bootstrap intervals, against chance 2/L."""
     input:
-        table=summary_table("control_accuracy"),
-        summary=summary_table("control_accuracy_summary"),
+        table=figure_table("control_accuracy"),
+        summary=figure_table("control_accuracy_summary"),
         code=figure_code("control"),
     output:
         pdf=_CONTROL_OUT["pdf"],
@@ -204,8 +204,8 @@ rule figure_control:
 rule figure_generalisation:
     """M-CoG against the data set's generalisation score."""
     input:
-        mcog=summary_table("mcog"),
-        counterfactual=summary_table("counterfactual"),
+        mcog=figure_table("mcog"),
+        counterfactual=figure_table("counterfactual"),
         memorised_runs=memorised_runs_input,
         code=figure_code("generalisation"),
     output:
@@ -229,8 +229,8 @@ rule figure_generalisation:
 rule figure_label_probes:
     """Label-probe F1 per layer: noisy label vs original label, on noisy and clean examples."""
     input:
-        table=summary_table("label_probes"),
-        events=summary_table("probing_events"),
+        table=figure_table("label_probes"),
+        events=figure_table("probing_events"),
         memorised_runs=memorised_runs_input,
         code=figure_code("label_probes"),
     output:
@@ -254,7 +254,7 @@ rule figure_label_probes:
 rule figure_probing_events:
     """Probing event layer against initiation layer per data set, with the diagonal."""
     input:
-        table=summary_table("probing_events"),
+        table=figure_table("probing_events"),
         memorised_runs=memorised_runs_input,
         code=figure_code("label_probes"),
     output:
@@ -284,7 +284,7 @@ rule figures:
 rule figure_single_layer:
     """The largest memorisation error from swapping or retraining one block, per model and data set."""
     input:
-        table=summary_table("heatmaps"),
+        table=figure_table("heatmaps"),
         memorised_runs=memorised_runs_input,
         code=figure_code("single_layer"),
     output:
@@ -310,7 +310,7 @@ rule figure_single_layer:
 rule figure_clean_accuracy:
     """The clean examples' accuracy with each window swapped."""
     input:
-        table=summary_table("swapping_clean"),
+        table=figure_table("swapping_clean"),
         memorised_runs=memorised_runs_input,
         code=figure_code("clean_accuracy"),
     output:
@@ -334,7 +334,7 @@ rule figure_clean_accuracy:
 rule figure_mcog_mean:
     """M-CoG averaged over techniques per data set and model."""
     input:
-        table=summary_table("mcog"),
+        table=figure_table("mcog"),
         memorised_runs=memorised_runs_input,
         code=figure_code("mcog_mean"),
     output:
@@ -359,8 +359,8 @@ rule figure_depth:
     """M-CoG averaged over techniques and the layer events against generalisation and validation accuracy."""
     input:
         unpack(figure_depth_optional),
-        mcog=summary_table("mcog"),
-        statistics=summary_table("statistics"),
+        mcog=figure_table("mcog"),
+        statistics=figure_table("statistics"),
         code=figure_code("depth"),
     output:
         pdf=_DEPTH_OUT["pdf"],
@@ -385,7 +385,7 @@ rule figure_events:
     """Probing events against centroid events."""
     input:
         unpack(figure_events_optional),
-        statistics=summary_table("statistics"),
+        statistics=figure_table("statistics"),
         code=figure_code("events"),
     output:
         pdf=_EVENTS_OUT["pdf"],
@@ -404,3 +404,23 @@ rule figure_events:
         runtime=runtime_growing(10),
     script:
         "../scripts/figure_events.py"
+
+
+rule figure_tables:
+    """The report's CSV copy of every summary table the figures read: for a run from cached results
+    (run.summary_cache), whose tables no stats rule writes."""
+    input:
+        **{t: figure_table(t) for t in _summary_tables(config)},
+    output:
+        **cached_table_outputs(),
+    log:
+        job_log("figure_tables"),
+    benchmark:
+        job_benchmark("figure_tables")
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=mem_mb_growing(1000),
+        runtime=runtime_growing(5),
+    script:
+        "../scripts/figure_tables.py"

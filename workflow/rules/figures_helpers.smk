@@ -6,6 +6,8 @@
 
 from pathlib import Path as _FigPath
 
+from memloc.summary_tables import summary_tables as _summary_tables
+
 FIGURE_SRC = _FigPath(workflow.basedir) / "workflow" / "memloc" / "figures"
 FIGURE_EXTS = ["pdf", "png"]
 
@@ -83,19 +85,24 @@ _GENERALISATION_OUT = figure_outputs("mcog_generalisation", "figure_generalisati
 
 def memorised_runs_input(wildcards):
     """`summary/memorised_runs.parquet` where the run has noisy models (figures name the runs that did not memorise)."""
-    return [summary_table("memorised_runs")] if "noisy" in VARIANTS else []
+    return [figure_table("memorised_runs")] if "noisy" in VARIANTS else []
 
 
 def figure_depth_optional(wildcards):
     """Named optional inputs of `figure_depth`: the tables of `stats_statistics` it draws from (and the memorised runs)."""
     keep = ("counterfactual", "validation", "centroid_events", "probing_events", "memorised_runs")
-    return {k: v for k, v in stats_optional(wildcards).items() if k in keep}
+    return _figure_optional(wildcards, keep)
 
 
 def figure_events_optional(wildcards):
     """Named optional inputs of `figure_events`: probing and centroid events and the memorised runs, where the run has them."""
     keep = ("centroid_events", "probing_events", "memorised_runs")
-    return {k: v for k, v in stats_optional(wildcards).items() if k in keep}
+    return _figure_optional(wildcards, keep)
+
+
+def _figure_optional(wildcards, keep):
+    """The tables `keep` of stats_optional (each named as its table) where the run has them, as the figures read them."""
+    return {k: [figure_table(k)] if v else [] for k, v in stats_optional(wildcards).items() if k in keep}
 
 
 _SINGLE_LAYER_OUT = figure_outputs(
@@ -109,3 +116,26 @@ _CLEAN_ACCURACY_OUT = figure_outputs("swapping_clean_accuracy", "figure_clean_ac
 _MCOG_MEAN_OUT = figure_outputs("mcog_technique_mean", "figure_mcog_mean", "M-CoG")
 _DEPTH_OUT = figure_outputs("depth_generalisation", "figure_depth", "M-CoG")
 _EVENTS_OUT = figure_outputs("events_probing_centroids", "figure_events", "Localisation")
+
+
+# Figures from cached results (run.summary_cache, docs/protocol.md §9.1): the figure jobs read the
+# cache (figure_source), and figure_tables gives the report the CSV copy of each cached table.
+
+
+def cached_table_outputs():
+    """figure_tables' outputs: the report's CSV copy of every summary table of the run."""
+    return {
+        t: report(
+            results_path(paths.SUMMARY_CACHED_CSV, table=t),
+            caption="../report/cached_table.rst",
+            category="Tables",
+            labels={"table": t},
+        )
+        for t in _summary_tables(config)
+    }
+
+
+def summary_cache_targets():
+    """What `all` builds with run.summary_cache: every figure, memorisation map and report table, from the cache alone."""
+    tables = [results_path(paths.SUMMARY_CACHED_CSV, table=t) for t in _summary_tables(config)]
+    return figure_targets() + memorisation_map_targets(DATASETS, MODELS) + tables

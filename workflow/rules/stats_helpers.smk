@@ -6,6 +6,8 @@
 # Optional inputs follow the config: probing, centroids (localisation.techniques), control
 # accuracy (control.enabled) and counterfactual summaries (stats.counterfactual).
 
+from memloc.summary_tables import stats_tables as _stats_tables
+
 
 def stats_run_files(techniques, template):
     """Per-run localisation files of `techniques` (a memloc.paths localisation template): the noisy
@@ -27,23 +29,8 @@ def stats_optional(wildcards):
 
 
 def stats_tables():
-    """Every summary table of the run."""
-    out = ["layer_weights", "mcog", "statistics"]
-    if WINDOW_TECHNIQUES:
-        out.append("heatmaps")
-    if "probing" in LOC["techniques"]:
-        out.append("probing")
-    if "centroids" in LOC["techniques"]:
-        out += ["centroids", "centroid_events"]
-    if LABEL_PROBES:
-        out += ["label_probes", "probing_events"]
-    if STATS["counterfactual"]:
-        out.append("counterfactual")
-    if "noisy" in VARIANTS:
-        out += ["validation", "memorised_runs"]
-    if "swapping" in LOC["techniques"]:
-        out.append("swapping_clean")
-    return out
+    """Every summary table of the stats rules (memloc.summary_tables, shared with the cached results for figures)."""
+    return _stats_tables(config)
 
 
 def stats_targets():
