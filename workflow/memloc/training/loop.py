@@ -356,7 +356,8 @@ def train_loop(
         epochs_trained = epoch
         train_seconds = time.perf_counter() - t0
         if evaluate is None:
-            log.info("epoch %d/%d done in %.1fs (no per-epoch evaluation)", epoch, settings.epochs, train_seconds)
+            if progress:
+                log.info("epoch %d/%d done in %.1fs (no per-epoch evaluation)", epoch, settings.epochs, train_seconds)
         else:
             epoch_rows = [{"epoch": epoch, **r, "seconds": train_seconds} for r in evaluate(settings.precision)]
             rows.extend(epoch_rows)
