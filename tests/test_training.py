@@ -68,7 +68,8 @@ def test_frozen_parameters_unchanged_bit_for_bit(variant):
     assert any(not torch.equal(before[n], after[n]) for n in head)
 
 
-def test_resume_after_kill_equals_uninterrupted(tmp_path):
+@pytest.mark.parametrize("trace", [True, False])  # untraced: subset models skip the per-epoch evaluation
+def test_resume_after_kill_equals_uninterrupted(tmp_path, trace):
     data = toy_tokenset()
     opts = settings(epochs=4, learning_rate=3e-3, batch_size=8)
 
@@ -76,10 +77,12 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path):
         torch.manual_seed(5)
         model = tiny_model(seed=3)
         order = killed_at(lambda seed, epoch: train_batches(data.lengths, opts.batch_size, seed, epoch, True), kill_at)
-        res = fit(model, trainable_parameters(model, "noisy", True), data, opts, 7, CPU, 2, work_dir=work_dir, batch_fn=order)
+        res = fit(model, trainable_parameters(model, "noisy", True), data, opts, 7, CPU, 2, work_dir=work_dir, batch_fn=order,
+                  trace=trace)
         return Classifier(model).snapshot(), res
 
-    assert_resume_equals_uninterrupted(run, tmp_path / "work", ["epoch", "split", "loss", "accuracy", "macro_f1"])
+    columns = ["epoch", "split", "loss", "accuracy", "macro_f1"] if trace else []
+    assert_resume_equals_uninterrupted(run, tmp_path / "work", columns)
 
 
 def test_untraced_fit_trains_the_traced_weights_bit_for_bit():
@@ -96,21 +99,6 @@ def test_untraced_fit_trains_the_traced_weights_bit_for_bit():
     (traced, with_trace), (untraced, without) = run(True), run(False)
     assert all(torch.equal(traced[k], untraced[k]) for k in traced)
     assert len(with_trace.trace) and without.trace.empty and without.epochs_trained == 3
-
-
-def test_untraced_fit_resumes_after_kill(tmp_path):
-    data = toy_tokenset()
-    opts = settings(epochs=4, learning_rate=3e-3, batch_size=8)
-
-    def run(work_dir, kill_at):
-        torch.manual_seed(5)
-        model = tiny_model(seed=3)
-        order = killed_at(lambda seed, epoch: train_batches(data.lengths, opts.batch_size, seed, epoch, True), kill_at)
-        res = fit(model, trainable_parameters(model, "noisy", True), data, opts, 7, CPU, 2, work_dir=work_dir, batch_fn=order,
-                  trace=False)
-        return Classifier(model).snapshot(), res
-
-    assert_resume_equals_uninterrupted(run, tmp_path / "work", [])
 
 
 def test_same_seed_same_weights_different_seed_differs():
