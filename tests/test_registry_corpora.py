@@ -1,4 +1,4 @@
-"""The registry corpora read from a CSV member of a wheel (TREC, SMS spam) or a BIG-bench task.json
+"""The registry corpora read from a CSV member of a wheel (TREC, SMS spam, disaster tweets) or a BIG-bench task.json
 inside the bigbench sdist: small fixtures in each archive's real layout, bad archives that must
 fail naming the file, and (slow) the real archives' row and class counts."""
 
@@ -33,6 +33,16 @@ SMS_TEXT = (
     '2,0,"Life is nothing wen v get everything"". Real value\nham\tOk lar...\nspam\tWIN cash now\n'
     'ham\thow are you? ""I miss you"\n'
     "3,0, Ok lar... Joking wif u oni... \n"
+)
+DISASTER_TEXT = (
+    "id,keyword,location,text,target\n"
+    "1,,,Our Deeds are the Reason of this #earthquake May ALLAH Forgive us all,1\n"
+    '4,ablaze,"Sask, Canada","Forest fire near La Ronge Sask. Canada\n#wildfire",1\n'
+    "5,,,I love fruits,0\n"
+    "6,,,Forest fire near La Ronge Sask. Canada,0\n"
+    "7,,,I love fruits,0\n"
+    "8,,,the sky is ablaze tonight,0\n"
+    "9,,,the sky is ablaze tonight,1\n"
 )
 VITAMINC = [
     ("Westlife: sold more than 23 million in the UK .", "Westlife made under 23.5 million sales .", "Neither"),
@@ -131,6 +141,31 @@ def test_sms_drops_rows_that_merged_several_messages_and_has_no_eval_split(tmp_p
                          "merged 3 further messages, 1 of them spam, into them): sms-spam.csv:line 4"]
 
 
+def test_disaster_tweets_keep_first_copies_and_drop_texts_whose_copies_disagree(tmp_path):
+    archive = make_wheel(tmp_path / "d.whl", {registry.DISASTER_MEMBER: DISASTER_TEXT})
+    raw = registry.load_archive("disaster_tweets", archive)
+    assert raw.eval is None, "Kaggle's test labels were never released: the preparer holds out eval_fraction"
+    assert raw.label_names == ["not disaster", "disaster"]
+    assert raw.train["text_a"].tolist() == [
+        "Our Deeds are the Reason of this #earthquake May ALLAH Forgive us all",
+        "Forest fire near La Ronge Sask. Canada\n#wildfire",
+        "I love fruits",
+        "Forest fire near La Ronge Sask. Canada",
+    ]
+    assert raw.train["label"].tolist() == [1, 1, 0, 0]
+    assert raw.train["origin"].tolist() == ["disaster-tweets.csv:line 2", "disaster-tweets.csv:line 3",
+                                            "disaster-tweets.csv:line 5", "disaster-tweets.csv:line 6"]
+    assert raw.notes == ["dropped 2 rows of 1 texts whose copies disagree on the label",
+                         "dropped 1 repeated texts (first row kept)"]
+
+
+def test_disaster_tweets_targets_are_checked():
+    with pytest.raises(DataError, match="disaster-tweets.csv:line 2: target must be 0 or 1"):
+        corpora.parse_disaster_tweets(b"id,keyword,location,text,target\n1,,,a,2\n", "disaster-tweets.csv")
+    with pytest.raises(DataError, match="disaster-tweets.csv:line 1: expected the header"):
+        corpora.parse_disaster_tweets(b"id,text,target\n1,a,0\n", "disaster-tweets.csv")
+
+
 @pytest.mark.parametrize("corpus,rows,names", [
     ("vitaminc", VITAMINC, ["supports", "refutes", "not enough info"]),
     ("epistemic_reasoning", EPISTEMIC, ["entailment", "non-entailment"]),
@@ -188,11 +223,12 @@ def test_a_pair_corpus_with_a_blank_claim_fails_naming_the_example(tmp_path, mon
 FIXTURES = {
     "trec": lambda p: make_wheel(p, {registry.TREC_MEMBER: trec_csv()}),
     "sms_spam": lambda p: make_wheel(p, {registry.SMS_MEMBER: SMS_TEXT}),
+    "disaster_tweets": lambda p: make_wheel(p, {registry.DISASTER_MEMBER: DISASTER_TEXT}),
     "vitaminc": lambda p: make_bigbench_sdist(p, {corpora.BIGBENCH_TASKS["vitaminc"].member: task_json("vitaminc", VITAMINC)}),
     "epistemic_reasoning": lambda p: make_bigbench_sdist(
         p, {corpora.BIGBENCH_TASKS["epistemic_reasoning"].member: task_json("epistemic_reasoning", EPISTEMIC)}),
 }
-MEMBERS = {"trec": registry.TREC_MEMBER, "sms_spam": registry.SMS_MEMBER,
+MEMBERS = {"trec": registry.TREC_MEMBER, "sms_spam": registry.SMS_MEMBER, "disaster_tweets": registry.DISASTER_MEMBER,
            **{name: task.member for name, task in corpora.BIGBENCH_TASKS.items()}}
 
 
@@ -225,6 +261,7 @@ def test_the_bigbench_tasks_share_one_archive():
 REAL = {
     "trec": (5452, 500, {0: 1162, 1: 1250, 2: 86, 3: 1223, 4: 896, 5: 835}),
     "sms_spam": (4829, None, {0: 4191, 1: 638}),
+    "disaster_tweets": (7485, None, {0: 4297, 1: 3188}),
     "vitaminc": (54668, None, {"supports": 27242, "refutes": 20169, "not enough info": 7257}),
     "epistemic_reasoning": (2000, None, {"entailment": 741, "non-entailment": 1259}),
 }

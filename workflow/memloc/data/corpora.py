@@ -23,6 +23,7 @@ TREC_NAMES = ["DESC", "ENTY", "ABBR", "HUM", "NUM", "LOC"]
 #: Rows of the file: TREC's training set, then its test set, as released.
 TREC_SPLIT = (5452, 500)
 SMS_NAMES = ["ham", "spam"]
+DISASTER_NAMES = ["not disaster", "disaster"]
 # A row that swallowed further messages of the original tab-separated collection (an unbalanced
 # quote upstream): its text holds lines "ham<TAB>..." / "spam<TAB>...", each another message.
 SMS_MERGED = re.compile(r"\n(?:ham|spam)\t")
@@ -87,6 +88,34 @@ def parse_sms(data: bytes, where: str) -> tuple[pd.DataFrame, list[str]]:
         )
     kept = [(_int_label(row[1], origin, "spam"), row[2].strip(), origin) for row, origin in rows if not SMS_MERGED.search(row[2])]
     return pd.DataFrame(kept, columns=["label", "text", "origin"]), notes
+
+
+def parse_disaster_tweets(data: bytes, where: str) -> tuple[pd.DataFrame, list[str]]:
+    """Rows (``label`` 0 not a disaster / 1 a real disaster, ``text``, ``origin``) and notes.
+
+    A text that occurs more than once keeps its first row; a text whose copies disagree on the
+    label is dropped altogether (the annotators could not agree, so neither label is memorisable
+    noise-free).
+    """
+    rows = read_csv_rows(data, where, ["id", "keyword", "location", "text", "target"])
+    frame = pd.DataFrame(
+        [(_int_label(row[4], origin, "target"), row[3].strip(), origin) for row, origin in rows],
+        columns=["label", "text", "origin"],
+    )
+    bad = frame.loc[~frame["label"].isin([0, 1]), "origin"]
+    if len(bad):
+        raise DataError(f"{bad.iloc[0]}: target must be 0 or 1; the archive is not the expected one.")
+    conflicting = frame.groupby("text")["label"].transform("nunique") > 1
+    repeated = frame["text"].duplicated() & ~conflicting
+    notes = []
+    if conflicting.any():
+        notes.append(
+            f"dropped {int(conflicting.sum())} rows of {frame.loc[conflicting, 'text'].nunique()} texts whose copies "
+            "disagree on the label"
+        )
+    if repeated.any():
+        notes.append(f"dropped {int(repeated.sum())} repeated texts (first row kept)")
+    return frame[~(conflicting | repeated)].reset_index(drop=True), notes
 
 
 @dataclass(frozen=True)

