@@ -165,6 +165,19 @@ def test_control_datasets_and_seeds_default_to_the_run_and_are_checked():
         mconf.validate({**default, "control": {"datasets": [name + "x"]}}, source="my.yaml")
 
 
+def test_control_models_default_to_the_run_and_are_checked():
+    default = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+    name = list(default["models"])[0]
+    two = {**default["models"], "other": default["models"][name]}
+    cfg = mconf.validate({**default, "models": two, "run": {"models": None}})
+    assert ccfg.control_models(cfg) == [name, "other"], "null: every run model"
+    cfg = mconf.validate({**default, "models": two, "control": {"models": ["other"]}, "run": {"models": None}})
+    assert ccfg.control_models(cfg) == ["other"]
+    with pytest.raises(ConfigError, match=rf"my.yaml: control.models names '{name}x', which is not defined under models"
+                                          rf".*did you mean '{name}'"):
+        mconf.validate({**default, "control": {"models": [name + "x"]}}, source="my.yaml")
+
+
 # --------------------------------------------------------------------------- baselines
 
 

@@ -265,6 +265,7 @@ def test_subset_settings_override_and_exclude_k():
     assert s == {"epochs": 3, "learning_rate": 3e-5, "batch_size": 16, "device": "auto"}
     assert subset_settings(training, {**cf, "batch_size": 4})["batch_size"] == 4
     assert subset_settings(training, {**cf, "models": 50}) == s  # K never reaches the per-k job
+    assert subset_settings(training, {**cf, "learning_rate": None})["learning_rate"] == 1e-4, "null: the model's rate"
     assert training["epochs"] == 8  # not mutated
 
 

@@ -202,6 +202,23 @@ def test_recipe_options_override_per_model():
         mconf.validate(raw, source="config.yaml")
 
 
+def test_a_data_set_overrides_training_for_every_model_over_the_models_own():
+    """A task that memorises slowly gets its own epoch cap; other tasks keep the model's settings."""
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+    model, dataset = raw["run"]["models"][0], raw["run"]["datasets"][0]
+    raw["models"][model]["training"] = {**raw["models"][model].get("training", {}), "epochs": 7, "learning_rate": 5e-5}
+    raw["datasets"]["other"] = copy.deepcopy(raw["datasets"][dataset])
+    raw["datasets"][dataset]["training"] = {"epochs": 20}
+    cfg = mconf.validate(copy.deepcopy(raw), source="config.yaml")
+    slow = mconf.model_spec(cfg, model, dataset)["training"]
+    assert (slow["epochs"], slow["learning_rate"]) == (20, 5e-5)
+    assert mconf.model_spec(cfg, model, "other")["training"]["epochs"] == 7
+    assert mconf.model_spec(cfg, model)["training"]["epochs"] == 7
+    raw["datasets"][dataset]["training"] = {"epoch": 20}
+    with pytest.raises(ConfigError, match=f"datasets.{dataset}.training"):
+        mconf.validate(raw, source="config.yaml")
+
+
 def test_clip_scope_all_refuses_the_fp16_grad_scaler(monkeypatch):
     """The scaler would unscale and overflow-check only the trained parameters' gradients."""
     monkeypatch.setattr(recipe, "needs_grad_scaler", lambda device, precision: True)

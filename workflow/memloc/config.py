@@ -214,10 +214,13 @@ def dataset_spec(cfg: dict, name: str) -> dict[str, Any]:
     return spec
 
 
-def model_spec(cfg: dict, name: str) -> dict[str, Any]:
-    """The effective settings of model ``name``: its keys plus global training overridden by its own."""
+def model_spec(cfg: dict, name: str, dataset: str | None = None) -> dict[str, Any]:
+    """The effective settings of model ``name`` (trained on ``dataset``): its keys plus the global
+    training block, overridden by the model's own, then by the data set's (a task's epochs or learning
+    rate hold for every model it trains)."""
     spec = copy.deepcopy(cfg["models"][name])
-    spec["training"] = {**cfg["training"], **spec.get("training", {})}
+    task = cfg["datasets"][dataset].get("training", {}) if dataset is not None else {}
+    spec["training"] = {**cfg["training"], **spec.get("training", {}), **task}
     spec["name"] = name
     return spec
 

@@ -55,6 +55,7 @@ LOC = config["localisation"]
 CF = config["counterfactual"]
 CONTROL = config["control"]
 CONTROL_DATASETS = control_cfg.control_datasets(config)
+CONTROL_MODELS = control_cfg.control_models(config)
 CONTROL_SEEDS = control_cfg.control_seeds(config)
 STATS = config["stats"]
 # Techniques by what they produce: per-layer weights (M-CoG) and window tables (heatmaps).
@@ -129,9 +130,10 @@ def job_benchmark(rule, job=None):
 
 
 def dataset_spec(wildcards):
-    """What the prepared data depends on (the reporting-only `family` is left out)."""
+    """What the prepared data depends on (the reporting-only `family` and the training override are left out)."""
     spec = mconf.dataset_spec(config, wildcards.dataset)
     spec.pop("family", None)
+    spec.pop("training", None)
     return spec
 
 
@@ -141,7 +143,7 @@ def dataset_families():
 
 
 def training_settings(wildcards):
-    return mconf.model_spec(config, wildcards.model)["training"]
+    return mconf.model_spec(config, wildcards.model, wildcards.dataset)["training"]
 
 
 def noisy_twin_trace(wildcards):
@@ -187,12 +189,12 @@ def memorised_set_file(wildcards):
 
 
 def control_variants(model=None):
-    """Control variants `control-i-j` (no twins) of `model`, or of every run model (their union,
+    """Control variants `control-i-j` (no twins) of `model`, or of every control model (their union,
     first-seen order; models of different depth have different pairs). Empty when disabled."""
     if not CONTROL["enabled"]:
         return []
     out = []
-    for m in [model] if model else MODELS:
+    for m in [model] if model else CONTROL_MODELS:
         for v in control_cfg.model_variants(config, m, RESULTS):
             if v not in out:
                 out.append(v)
@@ -201,8 +203,8 @@ def control_variants(model=None):
 
 def control_runs():
     """(dataset, model, variant, seed) of every control model the run scores (no twins):
-    control.datasets x run models x pairs x control.seeds."""
-    return [(d, m, v, s) for d in CONTROL_DATASETS for m in MODELS for v in control_variants(m) for s in CONTROL_SEEDS]
+    control.datasets x control.models x pairs x control.seeds."""
+    return [(d, m, v, s) for d in CONTROL_DATASETS for m in CONTROL_MODELS for v in control_variants(m) for s in CONTROL_SEEDS]
 
 
 def control_localisation_files(techniques, template=paths.LOCALISATION_WEIGHTS):

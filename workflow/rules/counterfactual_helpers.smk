@@ -18,7 +18,7 @@ CF_RELIABILITY_SPLITS = 20
 
 def cf_settings(wildcards):
     """The model's training settings with the counterfactual epochs, learning rate, batch size."""
-    return _cf_subset_settings(mconf.model_spec(config, wildcards.model)["training"], CF)
+    return _cf_subset_settings(mconf.model_spec(config, wildcards.model, wildcards.dataset)["training"], CF)
 
 
 def cf_subset(wildcards):

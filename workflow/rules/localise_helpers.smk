@@ -12,7 +12,7 @@ from memloc.localise.settings import technique_params
 
 def technique_settings(technique):
     """The params dict of a technique's job (memloc.localise.settings.technique_params)."""
-    return lambda wildcards: technique_params(config, technique, wildcards.model, int(wildcards.seed))
+    return lambda wildcards: technique_params(config, technique, wildcards.model, int(wildcards.seed), wildcards.dataset)
 
 
 def analysed_checkpoint(ckpt=LOC["checkpoint"]):

@@ -24,6 +24,8 @@ def check_control_config(cfg: dict, source: str = "config") -> None:
         _check_dataset(cfg, block["auxiliary"], "control.auxiliary", source)
     for name in block["datasets"] or ():
         _check_dataset(cfg, name, "control.datasets", source)
+    for name in block["models"] or ():
+        _check_defined(cfg, "models", name, "control.models", source)
     pairs = block["pairs"]
     if not isinstance(pairs, str):
         target_pairs(10**6, pairs)  # syntax only; the depth is checked per model
@@ -31,13 +33,18 @@ def check_control_config(cfg: dict, source: str = "config") -> None:
 
 def _check_dataset(cfg: dict, name: str, key: str, source: str) -> None:
     """``name`` (the value of ``key``) must be a key of ``datasets``."""
-    if name in cfg.get("datasets", {}):
+    _check_defined(cfg, "datasets", name, key, source)
+
+
+def _check_defined(cfg: dict, block: str, name: str, key: str, source: str) -> None:
+    """``name`` (the value of ``key``) must be a key of the top-level ``block`` (datasets, models)."""
+    if name in cfg.get(block, {}):
         return
-    defined = sorted(cfg.get("datasets", {}))
+    defined = sorted(cfg.get(block, {}))
     close = difflib.get_close_matches(str(name), defined, n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     raise ConfigError(
-        f"{source}: {key} names '{name}', which is not defined under datasets{hint}. Defined: {', '.join(defined)}."
+        f"{source}: {key} names '{name}', which is not defined under {block}{hint}. Defined: {', '.join(defined)}."
     )
 
 
@@ -47,6 +54,14 @@ def control_datasets(cfg: dict) -> list[str]:
 
     names = cfg["control"]["datasets"]
     return run_datasets(cfg) if names is None else list(names)
+
+
+def control_models(cfg: dict) -> list[str]:
+    """The models that get control models (``control.models``; null: the run's models)."""
+    from memloc.config import run_models  # memloc.config imports this module
+
+    names = cfg["control"]["models"]
+    return run_models(cfg) if names is None else list(names)
 
 
 def control_seeds(cfg: dict) -> list[int]:

@@ -92,14 +92,16 @@ def subset_mask(
 
 
 def subset_settings(training: dict[str, Any], counterfactual: dict[str, Any]) -> dict[str, Any]:
-    """The model's training settings with the counterfactual epochs, learning rate and batch size.
+    """The model's training settings with the counterfactual epochs, learning rate and batch size
+    (a null learning rate or batch size keeps the model's own).
 
     Plain dicts in and out, so a rule can put the result in ``params:`` (a change re-runs exactly
     the subset models it affects). K (``counterfactual.models``) is deliberately not part of it.
     """
     out = dict(training)
     out["epochs"] = int(counterfactual["epochs"])
-    out["learning_rate"] = float(counterfactual["learning_rate"])
+    if counterfactual.get("learning_rate") is not None:
+        out["learning_rate"] = float(counterfactual["learning_rate"])
     if counterfactual.get("batch_size") is not None:
         out["batch_size"] = int(counterfactual["batch_size"])
     return out

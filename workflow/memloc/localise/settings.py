@@ -71,14 +71,14 @@ class PooledStateSettings(JobSettings):
     final_norm: bool  # localisation.final_norm: layer L after a decoder's final norm
 
 
-def technique_params(cfg: Mapping[str, Any], technique: str, model: str, seed: int) -> dict[str, Any]:
-    """The params dict of one job of ``technique`` on ``model`` with training seed ``seed``.
+def technique_params(cfg: Mapping[str, Any], technique: str, model: str, seed: int, dataset: str | None = None) -> dict[str, Any]:
+    """The params dict of one job of ``technique`` on ``model`` (trained on ``dataset``) with training seed ``seed``.
 
     ``cfg`` is the validated config (every default filled). Device, precision (with its ``auto``
-    threshold) and determinism are the model's effective training settings.
+    threshold) and determinism are the model's effective training settings on that data set.
     """
     loc = cfg["localisation"]
-    training = mconf.model_spec(dict(cfg), model)["training"]
+    training = mconf.model_spec(dict(cfg), model, dataset)["training"]
     pooled = {"final_norm": loc["final_norm"]} if technique in POOLED_TECHNIQUES else {}
     return {
         **pooled,
