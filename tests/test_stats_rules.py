@@ -72,6 +72,11 @@ def make_inputs(root: Path, L: int = 3) -> None:
     pd.DataFrame(dict(example_id=range(6), split=["train", "validation", "validation", "validation", "validation", "test"],
                       checkpoint="final", label=[0, 0, 0, 1, 1, 1], pred=[0, 0, 1, 1, 1, 0], p_label=0.6,
                       correct=[True, True, False, True, True, False], is_noisy=False)).to_parquet(model / "predictions.parquet")
+    twin = res / "models" / "toy" / "tiny" / "clean" / "seed1"  # its clean twin: every validation example right
+    twin.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(dict(example_id=range(6), split=["train", "validation", "validation", "validation", "validation", "test"],
+                      checkpoint="final", label=[0, 0, 0, 1, 1, 1], pred=[0, 0, 0, 1, 1, 0], p_label=0.7,
+                      correct=[True, True, True, True, True, False], is_noisy=False)).to_parquet(twin / "predictions.parquet")
     cf = res / "counterfactual" / "toy" / "tiny"
     cf.mkdir(parents=True)
     (cf / "summary.json").write_text(json.dumps({"generalisation_mean": 0.4, "cm_noisy_mean": 0.3, "cm_clean_mean": 0.02,
@@ -127,8 +132,10 @@ def test_rules_dry_run_and_tables(harness):
     assert {"agreement_technique_mcog_norm_pearson", "mcog_norm_model", "generalisation_mcog_norm_spearman",
             "depth_generalisation_mcog_norm_spearman"} <= set(st["analysis"])
     assert (mc["num_layers"] == 3).all() and mc["mcog_norm"].between(0, 1).all()
-    val = pd.read_parquet(summary / "validation.parquet").iloc[0]
-    assert val["n"] == 4 and val["accuracy"] == 0.75 and val["chance"] == 0.5 and val["accuracy_norm"] == 0.5
+    val = pd.read_parquet(summary / "validation.parquet").set_index("variant")
+    noisy = val.loc["noisy"]
+    assert noisy["n"] == 4 and noisy["accuracy"] == 0.75 and noisy["chance"] == 0.5 and noisy["accuracy_norm"] == 0.5
+    assert val.loc["clean", "accuracy"] == 1.0  # the clean twin, next to its noisy model
     flagged = pd.read_parquet(summary / "memorised_runs.parquet").iloc[0]
     assert (flagged["dataset"], flagged["noisy_accuracy"], bool(flagged["memorised"])) == ("toy", 0.5, False)
     clean = pd.read_parquet(summary / "swapping_clean.parquet")

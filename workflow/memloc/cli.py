@@ -131,6 +131,56 @@ def _agreement_section(summary: Path, out) -> None:
     _section("Technique agreement on M-CoG (Pearson)", _table(pd.DataFrame(rows)), out)
 
 
+#: Cross-task rows of statistics.parquet that `memloc summary` prints: (analysis, term prefix, label).
+CROSS_TASK_ROWS = (
+    ("depth_generalisation_spearman", "mcog[mean]", "M-CoG (mean of techniques) ~ generalisation score, Spearman"),
+    ("depth_generalisation_mcog_norm_spearman", "mcog_norm[mean]", "depth-normalised M-CoG ~ generalisation score, Spearman"),
+    ("mcog_model", "family (joint Wald)", "family effect on M-CoG (mixed model, chi-square)"),
+    ("mcog_norm_model", "family (joint Wald)", "family effect on depth-normalised M-CoG (chi-square)"),
+)
+
+
+def _cross_task_section(summary: Path, out) -> None:
+    """The study-level statistics that need many (task, model) pairs, or why they were not computed."""
+    import pandas as pd
+
+    path = summary / "statistics.parquet"
+    if not path.exists():
+        return
+    st = pd.read_parquet(path)
+    rows = []
+    for analysis, prefix, label in CROSS_TASK_ROWS:
+        sub = st[(st["analysis"] == analysis) & st["term"].astype(str).str.startswith(prefix)]
+        for r in sub.itertuples():
+            if pd.isna(r.estimate):
+                value = f"not computed: {r.note}"
+            else:
+                value = _with_ci(r.estimate, r.ci_low, r.ci_high)
+            rows.append({"statistic": label, "term": r.term, "estimate": value, "p": _fmt(r.p_value, 3), "n": str(int(r.n))})
+    if rows:
+        _section("Cross-task statistics", _table(pd.DataFrame(rows)), out)
+
+
+def _validation_section(summary: Path, out) -> None:
+    """Validation accuracy of the noisy models next to their clean twins', averaged over seeds."""
+    import pandas as pd
+
+    path = summary / "validation.parquet"
+    if not path.exists():
+        return
+    df = pd.read_parquet(path)
+    if df.empty:
+        return
+    acc = df.pivot_table(index=["dataset", "model"], columns="variant", values="accuracy", aggfunc="mean")
+    seeds = df[df["variant"] == "noisy"].groupby(["dataset", "model"])["seed"].nunique()
+    rows = []
+    for (dataset, model), r in acc.iterrows():
+        noisy, clean = r.get("noisy", float("nan")), r.get("clean", float("nan"))
+        rows.append({"dataset": dataset, "model": model, "noisy": _fmt(noisy, 3), "clean twin": _fmt(clean, 3),
+                     "clean - noisy": _fmt(clean - noisy, 3), "seeds": str(int(seeds.get((dataset, model), 0)))})
+    _section("Validation accuracy (final checkpoint, mean over seeds)", _table(pd.DataFrame(rows)), out)
+
+
 def _control_section(summary: Path, out) -> None:
     import pandas as pd
 
@@ -171,6 +221,14 @@ def _counterfactual_section(results: Path, out) -> None:
     from memloc import paths
     from memloc.stats.collect import COUNTERFACTUAL_KEYS, parse_counterfactual_path
 
+    table = results / "summary" / "counterfactual.parquet"
+    if table.exists():  # the collected table (also in an exported summary cache)
+        df = pd.read_parquet(table).sort_values(["dataset", "model"])
+        keys = [k for k in COUNTERFACTUAL_KEYS if k in df]
+        df = df[["dataset", "model", *keys]].astype(object)
+        df[keys] = df[keys].map(lambda v: _fmt(v, 3))
+        _section("Counterfactual memorisation", _table(df), out)
+        return
     rows = []
     for path in sorted(results.glob(paths.fill(paths.COUNTERFACTUAL_SUMMARY, dataset="*", model="*"))):
         try:
@@ -199,8 +257,10 @@ def run_summary(args: argparse.Namespace, out=None) -> int:
         return 1
     print(f"memloc summary of {results}", file=out)
     _memorisation_section(summary, out)
+    _validation_section(summary, out)
     _mcog_section(summary, out)
     _agreement_section(summary, out)
+    _cross_task_section(summary, out)
     _control_section(summary, out)
     _counterfactual_section(results, out)
     return 0

@@ -174,9 +174,15 @@ rule stats_statistics:
 
 
 rule stats_validation:
-    """Validation accuracy of every noisy model, its chance level and the normalised accuracy."""
+    """Validation accuracy of every noisy model and its clean twin, the chance level and the normalised accuracy."""
     input:
-        predictions=expand(results_path(paths.PREDICTIONS, variant="noisy"), dataset=DATASETS, model=MODELS, seed=SEEDS),
+        predictions=expand(
+            results_path(paths.PREDICTIONS),
+            dataset=DATASETS,
+            model=MODELS,
+            variant=[v for v in ("noisy", "clean") if v in VARIANTS],
+            seed=SEEDS,
+        ),
     output:
         **summary_outputs("table", "validation", "validation_table"),
     log:
