@@ -52,6 +52,7 @@ def plot_depth(frame: pd.DataFrame, stem, statistics: pd.DataFrame | None = None
     if frame.empty or frame["value"].notna().sum() == 0:
         return style.save(style.empty_figure("no M-CoG or layer events to relate to generalisation"), stem)
     dstyle = style.dataset_styles(frame["dataset"].unique(), datasets)
+    faces = style.model_faces(frame["model"].unique())
     measures = [MEAN_MCOG_NORM if normalised and m == MEAN_MCOG else m for m in MEASURES]
     fig, axes = plt.subplots(len(OUTCOMES), len(measures), figsize=(style.PANEL_W * len(measures), style.PANEL_H * len(OUTCOMES)),
                              squeeze=False)
@@ -73,7 +74,8 @@ def plot_depth(frame: pd.DataFrame, stem, statistics: pd.DataFrame | None = None
                 continue
             for _, r in sub.iterrows():
                 st = dstyle[r["dataset"]]
-                ax.plot(r[outcome], r["value"], marker=st["marker"], color=st["color"], ls="none", ms=6, mec="black", mew=0.3)
+                ax.plot(r[outcome], r["value"], marker=st["marker"], color=st["color"], mfc=faces[r["model"]], ls="none", ms=6,
+                        mec=st["color"] if faces[r["model"]] else "black", mew=0.3 if faces[r["model"]] is None else 1.0)
                 present.add(r["dataset"])
             rho = _rho(statistics, outcome, measure)
             ax.set_title(title + (f"\n{rho}" if rho else ""), fontsize=7)
@@ -81,6 +83,7 @@ def plot_depth(frame: pd.DataFrame, stem, statistics: pd.DataFrame | None = None
             ax.set_ylabel("(M-CoG - 1) / (L - 1)" if measure == MEAN_MCOG_NORM else "layer")
     handles = [Line2D([], [], color=dstyle[d]["color"], marker=dstyle[d]["marker"], ls="none", label=d)
                for d in dstyle if d in present]
+    handles += style.model_handles(faces) if handles else []
     if handles:
         fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=7)
     fig.tight_layout()

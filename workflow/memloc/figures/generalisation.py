@@ -17,7 +17,7 @@ from memloc.stats.mcog import ALL_SEEDS, depth_normalised, mixed_depths
 def plot_generalisation(mcog: pd.DataFrame, counterfactual: pd.DataFrame, stem, datasets=None, variant: str = "noisy",
                         score: str = "generalisation_mean", memorised_runs: pd.DataFrame | None = None):
     """One panel per technique: seed-aggregated M-CoG (y) against ``generalisation_mean`` (x),
-    one point per (data set, model) in the data set's colour and marker, depth-normalised (with
+    one point per (data set, model) in the data set's colour and marker (hollow: the second model), depth-normalised (with
     its interval) when the models differ in depth; with fewer than :data:`MIN_DATASETS` data sets
     a figure that says what it needs. Runs that ``memorised_runs`` flags are named on its face."""
     from matplotlib.lines import Line2D
@@ -40,6 +40,7 @@ def plot_generalisation(mcog: pd.DataFrame, counterfactual: pd.DataFrame, stem, 
     techniques = style.technique_order(data["technique"].unique())
     dstyle = style.dataset_styles(data["dataset"].unique(), datasets)
     present = [d for d in dstyle if d in set(data["dataset"])]
+    faces = style.model_faces(data["model"].unique())
     fig, axes = style.grid(len(techniques), max_cols=4)
     for ax, tech in zip(axes, techniques):
         sub = data[data["technique"] == tech]
@@ -48,11 +49,12 @@ def plot_generalisation(mcog: pd.DataFrame, counterfactual: pd.DataFrame, stem, 
             if np.isfinite(r.get("ci_low", np.nan)) and np.isfinite(r.get("ci_high", np.nan)):
                 ax.errorbar(r[score], r["mcog"], yerr=[[r["mcog"] - r["ci_low"]], [r["ci_high"] - r["mcog"]]],
                             color=st["color"], lw=0.8, capsize=2)
-            ax.plot(r[score], r["mcog"], marker=st["marker"], color=st["color"], ls="none", ms=6)
+            ax.plot(r[score], r["mcog"], marker=st["marker"], color=st["color"], mfc=faces[r["model"]], ls="none", ms=6)
         ax.set_title(tech)
         ax.set_xlabel("generalisation score")
         ax.set_ylabel(style.MCOG_NORM_LABEL if normalised else "M-CoG (layer)")
     handles = [Line2D([], [], color=dstyle[d]["color"], marker=dstyle[d]["marker"], ls="none", label=d) for d in present]
+    handles += style.model_handles(faces)
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=8)
     fig.tight_layout()
     style.flag_unmemorised(fig, memorised_runs)

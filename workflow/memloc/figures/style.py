@@ -75,6 +75,22 @@ def dataset_styles(names: Iterable[str], datasets: Sequence[str] | None = None) 
     }
 
 
+def model_faces(models: Iterable[str]) -> dict[str, str | None]:
+    """``{model: marker face colour}``: the first model (sorted) filled (None: the point's colour),
+    every other one hollow, so that one data set's points of two models tell apart."""
+    order = sorted(dict.fromkeys(str(m) for m in models))
+    return {m: (None if i == 0 else "white") for i, m in enumerate(order)}
+
+
+def model_handles(faces: dict[str, str | None]) -> list:
+    """Legend entries for :func:`model_faces` (none for a single model)."""
+    from matplotlib.lines import Line2D
+
+    if len(faces) < 2:
+        return []
+    return [Line2D([], [], color="0.35", marker="o", mfc=face or "0.35", ls="none", label=m) for m, face in faces.items()]
+
+
 def of_variant(table, variant: str | None):
     """The rows of model variant ``variant`` (all rows without a ``variant`` column or with None)."""
     if variant is None or "variant" not in table:
