@@ -53,6 +53,14 @@ def _section(title: str, body: str, out) -> None:
 # ---------------------------------------------------------------- summary
 
 
+def _read_summary(summary: Path, table: str):
+    """``summary/<table>.parquet`` as a frame, or None where the run did not write it."""
+    import pandas as pd
+
+    path = summary / f"{table}.parquet"
+    return pd.read_parquet(path) if path.exists() else None
+
+
 def _memorisation_section(summary: Path, out) -> None:
     """Per noisy run, whether it memorised its noisy labels (``memorised_runs.parquet``), and a
     warning naming the runs that did not: their localisation describes a half-memorised model."""
@@ -60,10 +68,10 @@ def _memorisation_section(summary: Path, out) -> None:
 
     from memloc.stats.memorised import not_memorised
 
-    path = summary / "memorised_runs.parquet"
-    if not path.exists():
+    df = _read_summary(summary, "memorised_runs")
+    if df is None:
         return
-    df = pd.read_parquet(path).sort_values(["dataset", "model", "seed"])
+    df = df.sort_values(["dataset", "model", "seed"])
     rows = [
         {"dataset": r.dataset, "model": r.model, "seed": int(r.seed), "checkpoint": f"{r.checkpoint} (epoch {int(r.epoch)})",
          "noisy acc": _fmt(r.noisy_accuracy, 3), "threshold": _fmt(r.threshold, 3),
@@ -112,10 +120,9 @@ def _mcog_section(summary: Path, out) -> bool:
 def _agreement_section(summary: Path, out) -> None:
     import pandas as pd
 
-    path = summary / "statistics.parquet"
-    if not path.exists():
+    st = _read_summary(summary, "statistics")
+    if st is None:
         return
-    st = pd.read_parquet(path)
     sub = st[(st["analysis"] == "agreement_technique_mcog_pearson") & st["term"].str.contains("~", regex=False)]
     if sub.empty:
         return
@@ -144,10 +151,9 @@ def _cross_task_section(summary: Path, out) -> None:
     """The study-level statistics that need many (task, model) pairs, or why they were not computed."""
     import pandas as pd
 
-    path = summary / "statistics.parquet"
-    if not path.exists():
+    st = _read_summary(summary, "statistics")
+    if st is None:
         return
-    st = pd.read_parquet(path)
     rows = []
     for analysis, prefix, label in CROSS_TASK_ROWS:
         sub = st[(st["analysis"] == analysis) & st["term"].astype(str).str.startswith(prefix)]
@@ -165,11 +171,8 @@ def _validation_section(summary: Path, out) -> None:
     """Validation accuracy of the noisy models next to their clean twins', averaged over seeds."""
     import pandas as pd
 
-    path = summary / "validation.parquet"
-    if not path.exists():
-        return
-    df = pd.read_parquet(path)
-    if df.empty:
+    df = _read_summary(summary, "validation")
+    if df is None or df.empty:
         return
     acc = df.pivot_table(index=["dataset", "model"], columns="variant", values="accuracy", aggfunc="mean")
     seeds = df[df["variant"] == "noisy"].groupby(["dataset", "model"])["seed"].nunique()
@@ -184,10 +187,9 @@ def _validation_section(summary: Path, out) -> None:
 def _control_section(summary: Path, out) -> None:
     import pandas as pd
 
-    path = summary / "control_accuracy.parquet"
-    if not path.exists():
+    df = _read_summary(summary, "control_accuracy")
+    if df is None:
         return
-    df = pd.read_parquet(path)
     if df.empty:
         _section("Control accuracy", "(empty table)", out)
         return

@@ -21,19 +21,14 @@ def check_control_config(cfg: dict, source: str = "config") -> None:
     """Dangling references in the ``control`` block (the schema cannot see them)."""
     block = cfg["control"]
     if block["auxiliary"] is not None:
-        _check_dataset(cfg, block["auxiliary"], "control.auxiliary", source)
+        _check_defined(cfg, "datasets", block["auxiliary"], "control.auxiliary", source)
     for name in block["datasets"] or ():
-        _check_dataset(cfg, name, "control.datasets", source)
+        _check_defined(cfg, "datasets", name, "control.datasets", source)
     for name in block["models"] or ():
         _check_defined(cfg, "models", name, "control.models", source)
     pairs = block["pairs"]
     if not isinstance(pairs, str):
         target_pairs(10**6, pairs)  # syntax only; the depth is checked per model
-
-
-def _check_dataset(cfg: dict, name: str, key: str, source: str) -> None:
-    """``name`` (the value of ``key``) must be a key of ``datasets``."""
-    _check_defined(cfg, "datasets", name, key, source)
 
 
 def _check_defined(cfg: dict, block: str, name: str, key: str, source: str) -> None:

@@ -77,7 +77,7 @@ def dataset_styles(names: Iterable[str], datasets: Sequence[str] | None = None) 
 
 def model_faces(models: Iterable[str]) -> dict[str, str | None]:
     """``{model: marker face colour}``: the first model (sorted) filled (None: the point's colour),
-    every other one hollow, so that one data set's points of two models tell apart."""
+    every other one hollow, so that one data set's points of two models can be told apart."""
     order = sorted(dict.fromkeys(str(m) for m in models))
     return {m: (None if i == 0 else "white") for i, m in enumerate(order)}
 
